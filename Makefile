@@ -1,0 +1,32 @@
+# The README's two commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch pinned for this machine's local wheels; pyproject keeps ranges users can satisfy.
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+DEMO_OUT ?= results/demo
+
+.PHONY: install demo test bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q $(TORCH_PINS)
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+demo: install
+	$(BIN)/hem classify --loss ce --out $(DEMO_OUT) --overwrite
+	$(BIN)/hem classify --loss hem --out $(DEMO_OUT) --overwrite
+	$(BIN)/hem report $(DEMO_OUT)
+
+test: install
+	$(BIN)/python -m pytest -q -ra
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) results checkpoints .pytest_cache build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

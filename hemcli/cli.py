@@ -1,0 +1,153 @@
+"""The ``hem`` command line. Commands stay thin: resolve the recipe, call the task's ``run``, write.
+
+Only typer is imported at start-up; torch and every task import inside the command that needs
+them, so ``hem --help`` stays fast. Bad input ends with one line on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import click
+import typer
+
+from hemcli.errors import HemError
+
+app = typer.Typer(
+    name="hem",
+    help="High error margin (HEM) loss and the evaluation of the paper that proposed it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Flags are shorthand for recipe keys; their values are read like --set values (as YAML) and
+# checked by the recipe schema, so `--epochs abc` and `--set epochs=abc` fail the same way.
+_FLAG_KEYS = {"dataset": "dataset.name", "arch": "model.arch", "loss": "loss.name", "epochs": "epochs",
+              "seed": "seed", "lr": "optim.lr", "batch_size": "batch_size", "device": "device",
+              "data_root": "dataset.root"}
+
+RecipeOpt = typer.Option(None, "--recipe", "-r", help="Recipe YAML; flags and --set override it.")
+SetOpt = typer.Option([], "--set", "-s", metavar="KEY=VALUE",
+                      help="Set any recipe key, e.g. --set optim.lr=0.05 or --set loss.params.M=1000 (repeatable).")
+OutOpt = typer.Option("results", "--out", "-o", help="Folder for result JSON files.")
+OverwriteOpt = typer.Option(False, "--overwrite", help="Replace an existing result (and its checkpoint).")
+ResumeOpt = typer.Option(False, "--resume", help="Continue an interrupted run from its checkpoint.")
+QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress output.")
+
+
+def _flag_values(**flags) -> dict:
+    import yaml
+
+    values = {}
+    for name, text in flags.items():
+        if text is None:
+            continue
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        # Names and paths stay strings even when they look like numbers or null.
+        keep_text = name in ("dataset", "arch", "loss", "device", "data_root")
+        values[_FLAG_KEYS[name]] = text if keep_text else value
+    return values
+
+
+def _train_task(task, recipe, flags: dict, sets, out, overwrite, resume, quiet, deterministic) -> None:
+    """Shared by every training command: resolve, check, run, write atomically, print the path."""
+    from hemcli import recipes, results
+
+    if deterministic:
+        sets = [*sets, "deterministic=true"]
+    cfg = recipes.resolve(task.schema(), task.schema()["task"].default, recipe, flags, sets)
+    prepared = task.setup(cfg)
+    path = results.result_path(out, cfg)
+    results.prepare_output(path, overwrite, resume)
+    checkpoint = results.checkpoint_path(path)
+    if overwrite and not resume:
+        checkpoint.unlink(missing_ok=True)
+    result = task.run(cfg, checkpoint=checkpoint, resume=resume, quiet=quiet, prepared=prepared)
+    results.write_json_atomic(path, result)
+    if not quiet:
+        shown = ", ".join(f"{k} {v:.2f}" for k, v in result["metrics"].items())
+        print(f"{shown}  ->  {path}", file=sys.stderr)
+    print(path)
+
+
+@app.command()
+def classify(
+    recipe: Optional[Path] = RecipeOpt,
+    dataset: Optional[str] = typer.Option(None, help="digits (default, offline), mnist, fashion-mnist."),
+    arch: Optional[str] = typer.Option(None, help="mlp, lenet (default), convnet."),
+    loss: Optional[str] = typer.Option(None, help="Loss name; `hem losses` lists them."),
+    epochs: Optional[str] = typer.Option(None, metavar="INT", help="Training epochs."),
+    seed: Optional[str] = typer.Option(None, metavar="INT", help="Seed."),
+    lr: Optional[str] = typer.Option(None, metavar="FLOAT", help="Learning rate."),
+    batch_size: Optional[str] = typer.Option(None, metavar="INT", help="Batch size."),
+    device: Optional[str] = typer.Option(None, help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps."),
+    data_root: Optional[str] = typer.Option(None, help="Data folder (default $HEM_DATA, else ./data)."),
+    set_: List[str] = SetOpt,
+    out: Path = OutOpt,
+    overwrite: bool = OverwriteOpt,
+    resume: bool = ResumeOpt,
+    quiet: bool = QuietOpt,
+    deterministic: bool = typer.Option(False, "--deterministic", help="Deterministic kernels."),
+):
+    """Train a classifier with a loss and measure clean test accuracy (default: digits, offline)."""
+    from hemcli.tasks import classify as task
+
+    flags = _flag_values(dataset=dataset, arch=arch, loss=loss, epochs=epochs, seed=seed, lr=lr,
+                         batch_size=batch_size, device=device, data_root=data_root)
+    _train_task(task, recipe, flags, set_, out, overwrite, resume, quiet, deterministic)
+
+
+@app.command()
+def report(
+    paths: List[Path] = typer.Argument(..., help="Result files or folders (searched recursively)."),
+    format: str = typer.Option("github", "--format", "-f", help="github, latex, csv or json."),
+    metrics: Optional[str] = typer.Option(None, help="Comma-separated metric columns to show."),
+):
+    """Turn result files into a table: mean ± std over seeds, run count, difference to CE."""
+    from hemcli.report import report as make_report
+
+    chosen = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
+    print(make_report(paths, fmt=format, metrics=chosen, warn=lambda line: print(line, file=sys.stderr)))
+
+
+@app.command()
+def losses():
+    """List the losses of the registry with their defaults."""
+    from tabulate import tabulate
+
+    from hemcli.losses import LOSSES
+
+    rows = [(name, ", ".join(f"{k}={v}" for k, v in info.defaults.items()) or "-",
+             "yes" if info.needs_class_counts else "", info.description) for name, info in LOSSES.items()]
+    print(tabulate(rows, headers=["loss", "defaults", "class counts", "description"], tablefmt="github"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: Click's usage errors and HemErrors become one line and exit code 2."""
+    try:
+        app(args=argv, prog_name="hem", standalone_mode=False)
+    except HemError as err:
+        print(f"hem: error: {err}", file=sys.stderr)
+        return getattr(err, "exit_code", 2)
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    except click.ClickException as err:
+        print(f"hem: error: {err.format_message()}", file=sys.stderr)
+        return err.exit_code
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        print("hem: interrupted; continue with --resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

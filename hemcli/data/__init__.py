@@ -1,0 +1,95 @@
+"""Datasets that fit in memory, returned as tensors with pixels scaled to [0, 1].
+
+Each loader returns an ``ArrayData``; the training loop moves it to the device once and batches it
+there (airbench-style), so no DataLoader workers are needed.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from hemcli.errors import HemError, unknown_name
+
+
+@dataclass
+class ArrayData:
+    """Images (N, C, H, W) float32 in [0, 1] and int64 labels, split into train and test."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    num_classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.train_x.shape[1:])
+
+    def class_counts(self) -> list[int]:
+        return torch.bincount(self.train_y, minlength=self.num_classes).tolist()
+
+
+def data_root(root: str | None) -> Path:
+    """``--data-root``, else ``$HEM_DATA``, else ``./data``."""
+    return Path(root or os.environ.get("HEM_DATA") or "data").expanduser()
+
+
+def load_digits(root: str | None = None, download: bool = True) -> ArrayData:
+    """scikit-learn's bundled 8x8 digits (values 0-16), a fixed stratified 80/20 split.
+
+    The split uses its own seed (0), so every run seed sees the same test set.
+    """
+    from sklearn.datasets import load_digits as sk_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = sk_digits()
+    x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    y = torch.tensor(digits.target, dtype=torch.int64)
+    train_idx, test_idx = train_test_split(range(len(y)), test_size=0.2, stratify=y.numpy(),
+                                           random_state=0)
+    return ArrayData(x[train_idx], y[train_idx], x[test_idx], y[test_idx], num_classes=10)
+
+
+def _mnist_family(folder: str, torchvision_cls: str) -> Callable[..., ArrayData]:
+    def load(root: str | None = None, download: bool = True) -> ArrayData:
+        from hemcli.data import idx
+
+        raw = data_root(root) / folder / "raw"
+        if not idx.has_split(raw, "train") and download:
+            _download(torchvision_cls, data_root(root))
+        train_x, train_y = idx.read_split(raw, "train")
+        test_x, test_y = idx.read_split(raw, "test")
+        return ArrayData(train_x, train_y, test_x, test_y, num_classes=10)
+
+    load.__doc__ = f"{folder} from torchvision's layout <root>/{folder}/raw (IDX files, .gz or not)."
+    return load
+
+
+def _download(torchvision_cls: str, root: Path) -> None:
+    """Let torchvision fetch the files where the network allows; say so in one line if not."""
+    import torchvision.datasets as tvd
+
+    try:
+        for train in (True, False):
+            getattr(tvd, torchvision_cls)(str(root), train=train, download=True)
+    except Exception as err:  # any network or checksum failure: the files are simply not there
+        reason = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        raise HemError(f"could not download {torchvision_cls} into {root} ({reason}); "
+                       f"put the IDX files in {root / torchvision_cls / 'raw'} or pass --data-root") from None
+
+
+DATASETS: dict[str, Callable[..., ArrayData]] = {
+    "digits": load_digits,
+    "mnist": _mnist_family("MNIST", "MNIST"),
+    "fashion-mnist": _mnist_family("FashionMNIST", "FashionMNIST"),
+}
+
+
+def load_dataset(name: str, root: str | None = None, download: bool = True) -> ArrayData:
+    if name not in DATASETS:
+        raise unknown_name("dataset", name, DATASETS)
+    return DATASETS[name](root, download=download)

@@ -1,0 +1,175 @@
+"""Recipes as data: a YAML file sets defaults, the command line overrides, everything is checked.
+
+A task declares its recipe as a flat schema of dotted keys (``optim.lr``) mapped to ``Field``s.
+``resolve`` merges, in order: the schema's defaults, the recipe file, the flags the command has
+(``--lr``), then every ``--set key=value``. Unknown keys, wrong types and unknown names are
+``HemError``s that name the key and list what is valid; nothing is run before that succeeds.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Mapping
+
+import yaml
+
+from hemcli.errors import HemError
+
+_TYPE_NAMES = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false",
+               "list[int]": "a list of integers", "list[str]": "a list of strings",
+               "dict": "a mapping", "str?": "a string or null"}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One recipe key: its type (see ``_TYPE_NAMES``), default, valid names and help text."""
+
+    kind: str
+    default: object
+    help: str = ""
+    choices: Callable[[], Iterable[str]] | tuple | None = None
+    minimum: float | None = None
+
+    def valid_choices(self) -> list[str] | None:
+        if self.choices is None:
+            return None
+        return list(self.choices() if callable(self.choices) else self.choices)
+
+
+def _is(kind: str, value: object) -> bool:
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "str?":
+        return value is None or isinstance(value, str)
+    if kind.startswith("list["):
+        return isinstance(value, list) and all(_is(kind[5:-1], v) for v in value)
+    return isinstance(value, {"str": str, "dict": dict}[kind])
+
+
+def check_value(key: str, field: Field, value: object) -> object:
+    """Return ``value`` typed for ``field`` or raise a one-line HemError naming the key."""
+    if not _is(field.kind, value):
+        raise HemError(f"recipe key {key!r} must be {_TYPE_NAMES[field.kind]}, got {value!r}")
+    if field.kind == "float":
+        value = float(value)
+    choices = field.valid_choices()
+    names = value if field.kind.startswith("list[") else [value]
+    for name in names if choices is not None else []:
+        if name not in choices:
+            raise HemError(f"unknown {key} {name!r}; valid choices: {', '.join(choices)}")
+    if field.minimum is not None and value < field.minimum:
+        raise HemError(f"recipe key {key!r} must be >= {field.minimum:g}, got {value!r}")
+    return value
+
+
+def _unknown_key(key: str, schema: Mapping[str, Field]) -> HemError:
+    close = difflib.get_close_matches(key, list(schema), n=3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    return HemError(f"unknown recipe key {key!r}{hint}; valid keys: {', '.join(sorted(schema))}")
+
+
+def _dict_field_of(key: str, schema: Mapping[str, Field]) -> str | None:
+    """The dict-valued field (``loss.params``) that ``key`` lies below, if any."""
+    parts = key.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        prefix = ".".join(parts[:i])
+        if prefix in schema and schema[prefix].kind == "dict":
+            return prefix
+    return None
+
+
+def flatten(tree: Mapping, schema: Mapping[str, Field], prefix: str = "") -> dict[str, object]:
+    """Nested recipe -> {dotted key: value}; stops at dict-valued fields such as ``loss.params``."""
+    flat = {}
+    for name, value in tree.items():
+        key = f"{prefix}{name}"
+        if key in schema:
+            flat[key] = value
+        elif isinstance(value, dict) and any(k.startswith(key + ".") for k in schema):
+            flat.update(flatten(value, schema, key + "."))
+        else:
+            raise _unknown_key(key, schema)
+    return flat
+
+
+def unflatten(flat: Mapping[str, object]) -> dict:
+    tree: dict = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split(".")
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return tree
+
+
+def load_recipe_file(path: str | Path) -> dict:
+    """Read a recipe YAML (safe loader); a missing or malformed file is a one-line HemError."""
+    path = Path(path)
+    if not path.is_file():
+        raise HemError(f"recipe file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        where = getattr(err, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where else ""
+        raise HemError(f"malformed YAML in {path}{line}: {getattr(err, 'problem', err)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise HemError(f"recipe {path} must be a mapping of keys to values, got {type(data).__name__}")
+    return data
+
+
+def parse_set(assignment: str) -> tuple[str, object]:
+    """``optim.lr=0.05`` -> ("optim.lr", 0.05); the value is read as YAML (numbers, lists, true)."""
+    key, sep, text = assignment.partition("=")
+    if not sep or not key.strip():
+        raise HemError(f"--set needs KEY=VALUE, got {assignment!r}")
+    try:
+        return key.strip(), yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise HemError(f"--set {key.strip()}: cannot read value {text!r}") from None
+
+
+def _assign(flat: dict, key: str, value: object, schema: Mapping[str, Field]) -> None:
+    if key in schema:
+        flat[key] = value
+        return
+    parent = _dict_field_of(key, schema)
+    if parent is None:
+        raise _unknown_key(key, schema)
+    params = dict(flat.get(parent) or {})
+    params[key[len(parent) + 1:]] = value
+    flat[parent] = params
+
+
+def resolve(schema: Mapping[str, Field], task: str, recipe_path: str | Path | None = None,
+            flags: Mapping[str, object] | None = None, sets: Iterable[str] = ()) -> dict:
+    """Defaults <- recipe file <- flags <- ``--set``; returns the checked, nested recipe."""
+    flat = {key: copy.deepcopy(field.default) for key, field in schema.items()}
+    if recipe_path is not None:
+        from_file = load_recipe_file(recipe_path)
+        if from_file.get("task", task) != task:
+            raise HemError(f"recipe {recipe_path} is for task {from_file['task']!r}, not {task!r}")
+        flat.update(flatten(from_file, schema))
+    for key, value in (flags or {}).items():
+        if value is not None:
+            _assign(flat, key, value, schema)
+    for assignment in sets:
+        _assign(flat, *parse_set(assignment), schema)
+    return unflatten({key: check_value(key, schema[key], value) for key, value in flat.items()})
+
+
+def get(cfg: Mapping, dotted: str):
+    """``get(cfg, "optim.lr")`` on a nested recipe."""
+    node = cfg
+    for part in dotted.split("."):
+        node = node[part]
+    return node
