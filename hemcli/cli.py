@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-import click
+import importlib
+
 import typer
 
 from hemcli.errors import HemError
@@ -127,22 +128,32 @@ def losses():
     print(tabulate(rows, headers=["loss", "defaults", "class counts", "description"], tablefmt="github"))
 
 
+def _click_classes(name: str) -> tuple[type, ...]:
+    """``name`` from typer's vendored click (typer >= 0.20) and from click itself (older typer)."""
+    found = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(found)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: Click's usage errors and HemErrors become one line and exit code 2."""
+    """Entry point: usage errors and HemErrors become one line on stderr and exit code 2."""
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
-        app(args=argv, prog_name="hem", standalone_mode=False)
+        code = app(args=args or ["--help"], prog_name="hem", standalone_mode=False)
     except HemError as err:
         print(f"hem: error: {err}", file=sys.stderr)
         return getattr(err, "exit_code", 2)
-    except click.exceptions.Exit as done:
-        return done.exit_code
-    except click.ClickException as err:
+    except _click_classes("ClickException") as err:
         print(f"hem: error: {err.format_message()}", file=sys.stderr)
         return err.exit_code
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (*_click_classes("Abort"), KeyboardInterrupt):
         print("hem: interrupted; continue with --resume", file=sys.stderr)
         return 130
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def entry() -> None:

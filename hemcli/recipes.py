@@ -69,7 +69,7 @@ def check_value(key: str, field: Field, value: object) -> object:
 
 
 def _unknown_key(key: str, schema: Mapping[str, Field]) -> HemError:
-    close = difflib.get_close_matches(key, list(schema), n=3)
+    close = difflib.get_close_matches(key, list(schema), n=1)
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
     return HemError(f"unknown recipe key {key!r}{hint}; valid keys: {', '.join(sorted(schema))}")
 

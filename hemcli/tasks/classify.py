@@ -32,6 +32,9 @@ def schema() -> dict[str, Field]:
         "dataset.download": Field("bool", True, "let torchvision download missing files"),
         "model.arch": Field("str", "lenet", "network", tuple(ARCHS)),
         **common_fields(),
+        # digits has 1437 training images: batch 128 gives only 12 steps an epoch, too few.
+        "epochs": Field("int", 30, "training epochs", minimum=1),
+        "batch_size": Field("int", 32, "batch size", minimum=1),
         "eval": Field("list[str]", ["clean_accuracy"], "metrics measured after training", EVALUATIONS),
     }
 

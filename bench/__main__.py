@@ -1,0 +1,30 @@
+"""`make bench`: speed and memory as ratios to a reference measured in the same run.
+
+Targets (issue 2): HEM forward+backward <= 1.25x time and <= 1.5x peak memory of F.cross_entropy;
+`hem classify` epoch <= 1.05x a bare PyTorch loop; `hem --help` <= 1.5x `python -c "import typer"`.
+"""
+from __future__ import annotations
+
+import torch
+from tabulate import tabulate
+
+from bench.bench_cli import bench_epoch, bench_startup
+from bench.bench_losses import bench_hem
+
+
+def main() -> None:
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{'cuda ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'}", flush=True)
+    rows = []
+    for entry in bench_hem():
+        rows.append([entry["what"], entry["time_ratio"], 1.25, entry["memory_ratio"], 1.5])
+        print(f"  {entry['what']}: time x{entry['time_ratio']:.2f}, memory x{entry['memory_ratio']:.2f}", flush=True)
+    for entry in (bench_epoch(), bench_startup()):
+        rows.append([entry["what"], entry["ratio"], entry["target"], None, None])
+        print(f"  {entry['what']}: x{entry['ratio']:.2f} ({entry['hem_s']:.4f}s vs {entry['reference_s']:.4f}s)", flush=True)
+    print(tabulate(rows, headers=["measurement", "time ratio", "target", "memory ratio", "target"],
+                   tablefmt="github", floatfmt=".2f", missingval="-"))
+
+
+if __name__ == "__main__":
+    main()

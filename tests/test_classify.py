@@ -1,0 +1,115 @@
+"""End-to-end: train on the offline default, check the result file, report it, resume it."""
+import json
+
+import pytest
+import torch
+
+from hemcli.cli import main
+from hemcli.errors import HemError
+from hemcli.recipes import resolve
+from hemcli.tasks import classify
+
+RESULT_FIELDS = {"schema_version", "task", "status", "run", "created", "seed", "recipe", "metrics",
+                 "history", "environment", "timings"}
+
+
+def test_default_recipe_file_equals_builtin_defaults():
+    schema = classify.schema()
+    assert resolve(schema, "classify", "recipes/classify/digits.yaml") == resolve(schema, "classify")
+
+
+@pytest.mark.parametrize("recipe", ["mnist-lenet", "mnist-convnet", "mnist-mlp", "fashion-mnist-lenet"])
+def test_paper_recipes_resolve(recipe):
+    cfg = resolve(classify.schema(), "classify", f"recipes/classify/{recipe}.yaml")
+    assert (cfg["optim"]["name"], cfg["optim"]["lr"], cfg["batch_size"], cfg["epochs"]) == ("adam", 1e-3, 128, 20)
+
+
+@pytest.mark.slow
+def test_default_recipe_trains_ce_and_hem_then_reports(capsys, tmp_path):
+    out = tmp_path / "results"
+    for loss in ("ce", "hem"):
+        assert main(["classify", "--loss", loss, "--out", str(out), "--quiet"]) == 0
+    paths = capsys.readouterr().out.split()
+    assert paths == [str(out / f"classify/digits/lenet/{loss}/seed0.json") for loss in ("ce", "hem")]
+    for path in paths:
+        result = json.loads(open(path).read())
+        assert RESULT_FIELDS <= set(result)
+        assert result["metrics"]["clean_accuracy"] >= 95.0
+        assert len(result["history"]) == result["recipe"]["epochs"] == 30
+        assert {"epoch", "train_loss", "train_accuracy", "test_accuracy", "seconds"} == set(result["history"][0])
+        assert result["environment"]["device"] == "cpu" or torch.cuda.is_available()
+        assert result["recipe"]["dataset"]["name"] == "digits"
+        assert result["history"][-1]["test_accuracy"] == result["metrics"]["clean_accuracy"]
+    assert main(["report", str(out)]) == 0
+    table = capsys.readouterr().out
+    rows = [line for line in table.splitlines() if "digits" in line]
+    assert len(rows) == 2 and "| ce " in rows[0] and "| hem " in rows[1]
+
+
+def small_cfg(**sets):
+    base = ["epochs=4", "model.arch=mlp", "deterministic=true", "batch_size=64", "loss.name=hem"]
+    return resolve(classify.schema(), "classify", sets=base + [f"{k}={v}" for k, v in sets.items()])
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_matches_uninterrupted_run(tmp_path, monkeypatch):
+    cfg = small_cfg()
+    straight = classify.run(cfg, checkpoint=tmp_path / "a.pt", quiet=True)
+    real_epoch = classify.Progress.epoch
+
+    def stop_after_two(self, epoch, *args, **kwargs):
+        real_epoch(self, epoch, *args, **kwargs)
+        if epoch == 2:
+            raise Interrupt
+
+    monkeypatch.setattr(classify.Progress, "epoch", stop_after_two)
+    with pytest.raises(Interrupt):
+        classify.run(cfg, checkpoint=tmp_path / "b.pt", quiet=True)
+    monkeypatch.setattr(classify.Progress, "epoch", real_epoch)
+    # The interruption came before epoch 2's checkpoint, so the run resumes after epoch 1.
+    resumed = classify.run(cfg, checkpoint=tmp_path / "b.pt", resume=True, quiet=True)
+    assert resumed["metrics"] == straight["metrics"]
+    assert [h["train_loss"] for h in resumed["history"]] == [h["train_loss"] for h in straight["history"]]
+
+
+def test_resume_via_cli_after_kill(capsys, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    args = ["classify", "--arch", "mlp", "--epochs", "3", "--quiet", "--out", str(out), "--deterministic"]
+    assert main(args) == 0
+    [done] = out.rglob("*.json")
+    expected = json.loads(done.read_text())["metrics"]
+    done.unlink()  # as if the run had been killed after its last checkpoint but before the result
+    assert main(args + ["--resume"]) == 0
+    assert json.loads(done.read_text())["metrics"] == expected
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(capsys, tmp_path, monkeypatch):
+    import hemcli.losses
+
+    real_build = hemcli.losses.build_loss
+
+    def poisoned(*args, **kwargs):
+        inner, calls = real_build(*args, **kwargs), []
+
+        def loss(logits, targets):
+            calls.append(1)
+            value = inner(logits, targets)
+            return value * float("nan") if len(calls) > 23 else value  # 23 batches of 64 = epoch 1
+        return loss
+
+    monkeypatch.setattr(hemcli.losses, "build_loss", poisoned)
+    out = tmp_path / "out"
+    code = main(["classify", "--arch", "mlp", "--epochs", "3", "--batch-size", "64", "--quiet", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1 and "loss became nan in epoch 2" in err and "last good checkpoint kept" in err
+    assert list(out.rglob("*.json")) == []
+    [ckpt] = out.rglob("*.ckpt.pt")
+    assert torch.load(ckpt, weights_only=True)["epoch"] == 1
+
+
+def test_setup_rejects_loss_params():
+    with pytest.raises(HemError):
+        classify.setup(small_cfg(**{"loss.params": "{Q: 1}"}))
