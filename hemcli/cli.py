@@ -21,6 +21,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help: rendering it with rich imports ~50 ms of modules on every `hem --help`.
+    rich_markup_mode=None,
 )
 
 # Flags are shorthand for recipe keys; their values are read like --set values (as YAML) and

@@ -1,0 +1,149 @@
+"""The loss registry: name -> LossInfo, and ``build_loss`` which checks user input before building.
+
+A builder is called as ``builder(num_classes=..., class_counts=..., ignore_index=..., **params)``
+with every parameter of ``defaults`` filled in (user value or default); ``class_counts`` is a
+checked tuple of floats or None. A parameter's type is its default's type (an int is accepted for a
+float); a default of None means an optional number.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Callable, Mapping
+
+from torch import nn
+
+from hemcli.errors import HemError, unknown_name
+from hemcli.losses import modules as loss_modules
+from hemcli.losses.margins import DEFAULT_M, checked_class_counts, hem_margins
+
+
+@dataclass(frozen=True)
+class LossInfo:
+    name: str
+    builder: Callable[..., nn.Module]
+    description: str  # one line, shown by `hem losses`
+    defaults: Mapping[str, object]  # parameter name -> default
+    needs_class_counts: bool = False
+
+    def __post_init__(self):
+        # A read-only copy, so that a frozen record really is frozen.
+        object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
+
+
+LOSSES: dict[str, LossInfo] = {}
+
+
+def register_loss(info: LossInfo) -> LossInfo:
+    """Add ``info`` to LOSSES; a name can be registered once (ValueError otherwise)."""
+    if info.name in LOSSES:
+        raise ValueError(f"loss {info.name!r} is already registered")
+    LOSSES[info.name] = info
+    return info
+
+
+def build_loss(name: str, *, num_classes: int, class_counts=None, ignore_index: int = -100, **params) -> nn.Module:
+    """The loss module ``name`` with ``params`` over its defaults; HemError (one line) on bad input."""
+    if name not in LOSSES:
+        raise unknown_name("loss", name, LOSSES)
+    info = LOSSES[name]
+    for key, value in params.items():
+        _check_param(info, key, value)
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise HemError(f"loss {name!r}: num_classes must be an integer >= 2, got {num_classes!r}")
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+        raise HemError(f"loss {name!r}: ignore_index must be an integer, got {ignore_index!r}")
+    if class_counts is not None and info.needs_class_counts:
+        class_counts = checked_class_counts(class_counts, num_classes, owner=f"loss {name!r}")
+    return info.builder(num_classes=num_classes, class_counts=class_counts, ignore_index=ignore_index,
+                        **{**info.defaults, **params})
+
+
+def _check_param(info: LossInfo, key: str, value) -> None:
+    if key not in info.defaults:
+        valid = ", ".join(info.defaults) or "none"
+        raise HemError(f"loss {info.name!r} has no parameter {key!r}; valid parameters: {valid}")
+    default = info.defaults[key]
+    if default is None or isinstance(default, float):
+        ok = (value is None and default is None) or _is_real(value)
+        expected = "a number" if default is not None else "a number or null"
+    elif isinstance(default, bool):
+        ok, expected = isinstance(value, bool), "true or false"
+    elif isinstance(default, int):
+        ok, expected = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    else:
+        ok, expected = isinstance(value, type(default)), f"a {type(default).__name__}"
+    if not ok:
+        raise HemError(f"loss {info.name!r}: parameter {key!r} must be {expected}, "
+                       f"got {type(value).__name__} {value!r}")
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _require_counts(name: str, class_counts, why: str = "") -> tuple[float, ...]:
+    if class_counts is None:
+        raise HemError(f"loss {name!r} needs class_counts (training samples per class){why}")
+    return class_counts
+
+
+def _simple(module_cls):
+    """Builder for a loss whose module takes just its hyper-parameters and ignore_index."""
+    def build(*, num_classes, class_counts, ignore_index, **params):
+        return module_cls(**params, ignore_index=ignore_index)
+    return build
+
+
+def _build_la(*, num_classes, class_counts, ignore_index, tau):
+    counts = _require_counts("la", class_counts)
+    return loss_modules.LogitAdjustedLoss(counts, tau=tau, ignore_index=ignore_index)
+
+
+def _hem_builder(name: str, per_class: bool):
+    """HEM (per_class) or HEM- (shared): margins from the class counts, unless ``margin`` overrides them."""
+    def build(*, num_classes, class_counts, ignore_index, M, margin, margin_index="logit"):
+        if margin is not None:
+            if margin < 0:
+                raise HemError(f"loss {name!r}: margin must be >= 0, got {margin!r}")
+            margins = float(margin)
+        else:
+            margins = hem_margins(_require_counts(name, class_counts, " or an explicit margin"), M, per_class)
+        module = loss_modules.HighErrorMarginLoss(margins, margin_index=margin_index, ignore_index=ignore_index)
+        module.loss_name = name
+        return module
+    return build
+
+
+for _info in (
+    LossInfo("ce", _simple(loss_modules.CrossEntropyLoss), "cross-entropy, -log softmax(y / tau)_l",
+             {"tau": 1.0}),
+    LossInfo("ln", _simple(loss_modules.LogitNormLoss), "LogitNorm: cross-entropy of y / (tau ||y||)",
+             {"tau": 0.04, "eps": 1e-7}),
+    LossInfo("la", _build_la, "logit-adjusted cross-entropy of y + tau log(class prior)",
+             {"tau": 1.0}, needs_class_counts=True),
+    LossInfo("dice", _simple(loss_modules.DiceLoss),
+             "1 - Dice overlap of softmax and one-hot targets, per class over the batch", {}),
+    LossInfo("mm", _simple(loss_modules.MultiMarginLoss),
+             "multi-class margin (hinge) loss, mean over logits, as F.multi_margin_loss", {"margin": 1.0}),
+    LossInfo("hem-", _hem_builder("hem-", per_class=False),
+             "high error margin loss, one shared margin sqrt(M / sum(counts))",
+             {"M": DEFAULT_M, "margin": None}, needs_class_counts=True),
+    LossInfo("hem", _hem_builder("hem", per_class=True),
+             "high error margin loss, per-class margins sqrt(M / (C count_i)) (paper Eq. 1-2)",
+             {"M": DEFAULT_M, "margin": None, "margin_index": "logit"}, needs_class_counts=True),
+    LossInfo("focal", _simple(loss_modules.FocalLoss), "focal loss, -(1 - p_l)^gamma log p_l", {"gamma": 2.0}),
+    LossInfo("ls", _simple(loss_modules.LabelSmoothingLoss), "cross-entropy with label smoothing alpha",
+             {"alpha": 0.1}),
+    LossInfo("logit-penalty", _simple(loss_modules.LogitPenaltyLoss), "cross-entropy + beta ||y||^2",
+             {"beta": 10 ** -2.83}),
+    LossInfo("sigmoid", _simple(loss_modules.SigmoidLoss), "one-vs-rest sigmoid cross-entropy, summed over classes",
+             {}),
+    LossInfo("squared", _simple(loss_modules.SquaredErrorLoss),
+             "squared error, target class weighted kappa and pulled to M", {"kappa": 8.0, "M": 0.83}),
+    LossInfo("encouraging", _simple(loss_modules.EncouragingLoss),
+             "cross-entropy + log(1 - p_l) bonus; conservative bonus when LE < 1", {"LE": 1.0}),
+):
+    register_loss(_info)
