@@ -125,9 +125,16 @@ def losses():
 
     from hemcli.losses import LOSSES
 
-    rows = [(name, ", ".join(f"{k}={v}" for k, v in info.defaults.items()) or "-",
+    rows = [(name, ", ".join(f"{k}={_shown(v)}" for k, v in info.defaults.items()) or "-",
              "yes" if info.needs_class_counts else "", info.description) for name, info in LOSSES.items()]
     print(tabulate(rows, headers=["loss", "defaults", "class counts", "description"], tablefmt="github"))
+
+
+def _shown(value) -> str:
+    """A default as a recipe would spell it: 0.00147911 rather than 0.0014791083881682072, null for None."""
+    if value is None:
+        return "null"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _click_classes(name: str) -> tuple[type, ...]:

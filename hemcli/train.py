@@ -106,25 +106,35 @@ def make_scheduler(cfg: dict, optimizer: torch.optim.Optimizer):
 
 
 def train_epoch(model, loss_fn, batches, optimizer, dm, on_batch=None) -> tuple[float, float]:
-    """One pass over ``batches``; returns (mean loss, accuracy %). Syncs with the device once."""
+    """One pass over ``batches``; returns (mean loss, accuracy %). Syncs with the device once.
+
+    The running totals are summed once at the end: per batch only the loss and the predicted
+    classes are kept, since every extra small op shows in the epoch time of a small network.
+    """
     model.train()
     scaler = dm.grad_scaler()
-    loss_sum = torch.zeros((), device=dm.device)
-    correct = torch.zeros((), device=dm.device, dtype=torch.int64)
-    seen = 0
+    losses, sizes, predicted, labels = [], [], [], []
     for i, (x, y) in enumerate(batches, 1):
         with dm.autocast():
             logits = model(dm.prepare_input(x))
             loss = loss_fn(logits, y)
         optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        loss_sum += loss.detach() * len(y)
-        correct += (logits.detach().argmax(1) == y).sum()
-        seen += len(y)
+        if scaler.is_enabled():
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        losses.append(loss.detach())
+        predicted.append(logits.detach().argmax(1))
+        sizes.append(len(y))
+        labels.append(y)
         if on_batch:
             on_batch(i, len(batches))
+    seen = sum(sizes)
+    loss_sum = (torch.stack(losses).float() * torch.tensor(sizes, device=dm.device)).sum()
+    correct = (torch.cat(predicted) == torch.cat(labels)).sum()
     return loss_sum.item() / seen, 100.0 * correct.item() / seen
 
 
@@ -139,7 +149,8 @@ def predict_logits(model, x: torch.Tensor, dm, batch_size: int = 1024) -> torch.
 
 
 def accuracy(model, x: torch.Tensor, y: torch.Tensor, dm) -> float:
-    return 100.0 * (predict_logits(model, x, dm).argmax(1) == y).float().mean().item()
+    """% correct, from the integer count (a float32 mean would print 89.73999619 for 8974 / 10000)."""
+    return 100.0 * (predict_logits(model, x, dm).argmax(1) == y).sum().item() / len(y)
 
 
 class Checkpointer:

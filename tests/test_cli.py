@@ -95,7 +95,8 @@ def test_losses_lists_every_loss(capsys):
     code, stdout, _ = hem(capsys, "losses")
     assert code == 0
     assert all(f"| {name} " in stdout for name in LOSSES)
-    assert "M=2000" in stdout
+    assert "M=2000" in stdout and "margin=null" in stdout
+    assert "beta=0.00147911" in stdout  # 10 ** -2.83, as a recipe would spell it
 
 
 def test_help_imports_nothing_heavy():

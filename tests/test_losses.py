@@ -448,6 +448,39 @@ def test_fast_hem_backward_twice_with_retain_graph():
     torch.testing.assert_close(first, second)
 
 
+# ---------------------------------------------------------------- CUDA (run where a GPU is present)
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@needs_cuda
+@pytest.mark.parametrize("name", ALL_LOSSES)
+def test_cuda_matches_cpu(name):
+    """Same value and gradient on CUDA as on CPU, ignored pixels included; the module is not moved
+    to the GPU by hand (its buffers follow the logits)."""
+    logits, targets = random_batch(16, C, 3, 3, seed=21)
+    targets.view(-1)[::5] = -100
+    loss = make(name)
+    value, grad = value_and_grad(loss, logits, targets)
+    cuda_value, cuda_grad = value_and_grad(loss, logits.cuda(), targets.cuda())
+    assert cuda_value.is_cuda and cuda_grad.is_cuda
+    torch.testing.assert_close(cuda_value.cpu(), value, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(cuda_grad.cpu(), grad, rtol=1e-5, atol=1e-6)
+
+
+@needs_cuda
+@pytest.mark.parametrize("name", ALL_LOSSES)
+def test_cuda_autocast_keeps_float32_loss(name):
+    logits, targets = random_batch(32, C, seed=22)
+    low = logits.cuda().to(torch.bfloat16).requires_grad_()
+    loss = make(name).cuda()
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        value = loss(low, targets.cuda())
+    value.backward()
+    assert value.dtype == torch.float32 and low.grad.dtype == torch.bfloat16
+    torch.testing.assert_close(value.cpu(), loss.cpu()(low.detach().float().cpu(), targets))
+
+
 # ---------------------------------------------------------------- registry and build_loss errors
 
 

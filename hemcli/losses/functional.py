@@ -26,6 +26,16 @@ def as_float(logits: torch.Tensor) -> torch.Tensor:
     return logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
 
 
+def may_hold_ignored(targets: torch.Tensor, ignore_index: int) -> bool:
+    """False only when no target is ``ignore_index``, which lets a loss take PyTorch's plain path.
+
+    Checked on CPU only, where reading the answer costs one small op (the training loop's common
+    batch of a few dozen samples is dominated by such ops); on an accelerator the check would cost
+    a host sync, so there every batch takes the path that handles ignored samples.
+    """
+    return targets.device.type != "cpu" or bool((targets == ignore_index).any())
+
+
 def split_targets(targets: torch.Tensor, ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(targets with ignored entries replaced by class 0, bool mask of the valid samples)."""
     valid = targets != ignore_index
@@ -57,7 +67,10 @@ def cross_entropy(logits, targets, tau: float = 1.0, ignore_index: int = -100):
     """-log softmax(y / tau)_l  (HEM paper Eq. 3-4)."""
     y = as_float(logits)
     y = y / tau if tau != 1.0 else y
-    # One fused reduction; ignored targets add 0 to the sum, and the count keeps an empty batch at 0.
+    if not may_hold_ignored(targets, ignore_index):
+        return F.cross_entropy(y, targets)
+    # Ignored targets add 0 to the sum, and the count keeps a batch without valid samples at 0
+    # (the mean reduction would give 0 / 0 = NaN there).
     total = F.cross_entropy(y, targets, ignore_index=ignore_index, reduction="sum")
     return total / (targets != ignore_index).sum().clamp(min=1)
 

@@ -24,6 +24,13 @@ SHAPES_DOC = """
 """
 
 
+def _autocast_enabled(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4 takes no device type
+        return torch.is_autocast_enabled() or torch.is_autocast_cpu_enabled()
+
+
 def _with_shapes(cls):
     """Append the shared input/output description to a loss module's docstring."""
     cls.__doc__ = (cls.__doc__ or "").rstrip() + "\n" + SHAPES_DOC
@@ -52,6 +59,8 @@ class _LossModule(nn.Module):
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         self._check_inputs(logits, targets)
+        if not _autocast_enabled(logits.device.type):  # entering the context costs as much as a small op
+            return self.loss(logits, targets.long())
         with torch.autocast(device_type=logits.device.type, enabled=False):
             return self.loss(logits, targets.long())
 
