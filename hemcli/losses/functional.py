@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from hemcli.losses.hem_function import HighErrorMarginFunction
+from hemcli.losses.targets import may_hold_ignored
 
 _DICE_EPS = 1e-7  # keeps the per-class denominator finite for an empty batch (smp's DiceLoss uses the same)
 _ENCOURAGING_EPS = 1e-5  # the encouraging-loss paper clamps 1 - p at 1e-5 inside its log
@@ -24,16 +25,6 @@ _ENCOURAGING_EPS = 1e-5  # the encouraging-loss paper clamps 1 - p at 1e-5 insid
 def as_float(logits: torch.Tensor) -> torch.Tensor:
     """float32 for half/bfloat16 logits (AMP); float32 and float64 stay as they are."""
     return logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
-
-
-def may_hold_ignored(targets: torch.Tensor, ignore_index: int) -> bool:
-    """False only when no target is ``ignore_index``, which lets a loss take PyTorch's plain path.
-
-    Checked on CPU only, where reading the answer costs one small op (the training loop's common
-    batch of a few dozen samples is dominated by such ops); on an accelerator the check would cost
-    a host sync, so there every batch takes the path that handles ignored samples.
-    """
-    return targets.device.type != "cpu" or bool((targets == ignore_index).any())
 
 
 def split_targets(targets: torch.Tensor, ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:

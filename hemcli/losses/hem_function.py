@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
+from hemcli.losses.targets import may_hold_ignored
+
 
 def margin_errors(x: torch.Tensor, index: torch.Tensor, valid, margins, margin_index: str):
     """e_i = max(0, y_i - y_l + mu), e_l = 0 (Eq. 1): a fresh tensor shaped like ``x``, all 0 where not ``valid``.
@@ -46,13 +48,13 @@ def _ignored_to_inf(row_values: torch.Tensor, valid: torch.Tensor | None) -> tor
 def _target_index(targets: torch.Tensor, ignore_index: int):
     """(index (N, 1, ...) for gather/scatter, valid mask or None when no sample is ignored).
 
-    Ignored samples point at class 0 so that gather/scatter stay in range. On CPU, checking for them
-    is cheap and lets the common batch skip two passes; on an accelerator the check would cost a sync.
+    Ignored samples point at class 0 so that gather/scatter stay in range. Without any (known for
+    sure on CPU only), the common batch skips two passes.
     """
     targets = targets.unsqueeze(1)
-    valid = targets != ignore_index
-    if targets.device.type == "cpu" and bool(valid.all()):
+    if not may_hold_ignored(targets, ignore_index):
         return targets, None
+    valid = targets != ignore_index
     return torch.where(valid, targets, 0), valid
 
 
