@@ -18,6 +18,11 @@ from hemcli.errors import HemError
 DEFAULT_M = 2000.0
 
 
+def is_finite_number(value) -> bool:
+    """A real, finite number; True/False do not count (a YAML `true` is no margin)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def checked_class_counts(class_counts, num_classes: int | None = None, owner: str = "class_counts"):
     """``class_counts`` as a tuple of floats, or a HemError (naming ``owner``) saying what is wrong."""
     if isinstance(class_counts, torch.Tensor):
@@ -29,8 +34,7 @@ def checked_class_counts(class_counts, num_classes: int | None = None, owner: st
     if num_classes is not None and len(counts) != num_classes:
         raise HemError(f"{owner}: got {len(counts)} class counts for {num_classes} classes")
     for count in counts:
-        is_number = isinstance(count, numbers.Real) and not isinstance(count, bool)
-        if not is_number or not math.isfinite(count) or count <= 0:
+        if not is_finite_number(count) or count <= 0:
             raise HemError(f"{owner}: every class count must be a positive number, got {count!r}")
     return tuple(float(c) for c in counts)
 
@@ -41,8 +45,7 @@ def hem_margins(class_counts: Sequence[float], M: float = DEFAULT_M, per_class: 
     Computed in float64 and rounded once, so balanced CIFAR10 gives exactly float32(0.2).
     """
     counts = checked_class_counts(class_counts, owner="hem_margins")
-    is_number = isinstance(M, numbers.Real) and not isinstance(M, bool)
-    if not is_number or not math.isfinite(M) or M <= 0:
+    if not is_finite_number(M) or M <= 0:
         raise HemError(f"hem_margins: M must be a positive number, got {M!r}")
     counts64 = torch.tensor(counts, dtype=torch.float64)
     if per_class:

@@ -6,15 +6,13 @@ half/bfloat16/float32 logits).
 from __future__ import annotations
 
 import inspect
-import math
-import numbers
 
 import torch
 from torch import nn
 
 from hemcli.errors import HemError
 from hemcli.losses import functional as LF
-from hemcli.losses.margins import checked_class_counts
+from hemcli.losses.margins import checked_class_counts, is_finite_number
 
 SHAPES_DOC = """
     Input: logits (N, C) or (N, C, d1, d2, ...), float (half/bfloat16 are computed in float32);
@@ -40,10 +38,6 @@ def _with_shapes(cls):
 def _require(ok: bool, loss: str, what: str, value) -> None:
     if not ok:
         raise HemError(f"loss {loss!r}: {what}, got {value!r}")
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class _LossModule(nn.Module):
@@ -93,7 +87,7 @@ class CrossEntropyLoss(_LossModule):
 
     def __init__(self, tau: float = 1.0, ignore_index: int = -100):
         super().__init__(ignore_index)
-        _require(_is_number(tau) and tau > 0, self.loss_name, "tau must be > 0", tau)
+        _require(is_finite_number(tau) and tau > 0, self.loss_name, "tau must be > 0", tau)
         self.tau = float(tau)
 
     def loss(self, logits, targets):
@@ -108,8 +102,8 @@ class LogitNormLoss(_LossModule):
 
     def __init__(self, tau: float = 0.04, eps: float = 1e-7, ignore_index: int = -100):
         super().__init__(ignore_index)
-        _require(_is_number(tau) and tau > 0, self.loss_name, "tau must be > 0", tau)
-        _require(_is_number(eps) and eps >= 0, self.loss_name, "eps must be >= 0", eps)
+        _require(is_finite_number(tau) and tau > 0, self.loss_name, "tau must be > 0", tau)
+        _require(is_finite_number(eps) and eps >= 0, self.loss_name, "eps must be >= 0", eps)
         self.tau, self.eps = float(tau), float(eps)
 
     def loss(self, logits, targets):
@@ -129,7 +123,7 @@ class LogitAdjustedLoss(_LossModule):
         super().__init__(ignore_index)
         counts = torch.tensor(checked_class_counts(class_counts, owner=f"loss {self.loss_name!r}"),
                               dtype=torch.float64)
-        _require(_is_number(tau), self.loss_name, "tau must be a number", tau)
+        _require(is_finite_number(tau), self.loss_name, "tau must be a number", tau)
         self.tau = float(tau)
         self.register_buffer("log_prior", (counts / counts.sum()).log().float())
 
@@ -165,7 +159,7 @@ class MultiMarginLoss(_LossModule):
 
     def __init__(self, margin: float = 1.0, ignore_index: int = -100):
         super().__init__(ignore_index)
-        _require(_is_number(margin) and margin >= 0, self.loss_name, "margin must be >= 0", margin)
+        _require(is_finite_number(margin) and margin >= 0, self.loss_name, "margin must be >= 0", margin)
         self.margin = float(margin)
 
     def loss(self, logits, targets):
@@ -224,7 +218,7 @@ class FocalLoss(_LossModule):
 
     def __init__(self, gamma: float = 2.0, ignore_index: int = -100):
         super().__init__(ignore_index)
-        _require(_is_number(gamma) and gamma >= 0, self.loss_name, "gamma must be >= 0", gamma)
+        _require(is_finite_number(gamma) and gamma >= 0, self.loss_name, "gamma must be >= 0", gamma)
         self.gamma = float(gamma)
 
     def loss(self, logits, targets):
@@ -242,7 +236,7 @@ class LabelSmoothingLoss(_LossModule):
 
     def __init__(self, alpha: float = 0.1, ignore_index: int = -100):
         super().__init__(ignore_index)
-        _require(_is_number(alpha) and 0 <= alpha <= 1, self.loss_name, "alpha must be in [0, 1]", alpha)
+        _require(is_finite_number(alpha) and 0 <= alpha <= 1, self.loss_name, "alpha must be in [0, 1]", alpha)
         self.alpha = float(alpha)
 
     def loss(self, logits, targets):
@@ -259,7 +253,7 @@ class LogitPenaltyLoss(_LossModule):
 
     def __init__(self, beta: float = 10 ** -2.83, ignore_index: int = -100):
         super().__init__(ignore_index)
-        _require(_is_number(beta) and beta >= 0, self.loss_name, "beta must be >= 0", beta)
+        _require(is_finite_number(beta) and beta >= 0, self.loss_name, "beta must be >= 0", beta)
         self.beta = float(beta)
 
     def loss(self, logits, targets):
@@ -290,8 +284,8 @@ class SquaredErrorLoss(_LossModule):
 
     def __init__(self, kappa: float = 8.0, M: float = 0.83, ignore_index: int = -100):
         super().__init__(ignore_index)
-        _require(_is_number(kappa) and kappa > 0, self.loss_name, "kappa must be > 0", kappa)
-        _require(_is_number(M), self.loss_name, "M must be a number", M)
+        _require(is_finite_number(kappa) and kappa > 0, self.loss_name, "kappa must be > 0", kappa)
+        _require(is_finite_number(M), self.loss_name, "M must be a number", M)
         self.kappa, self.M = float(kappa), float(M)
 
     def loss(self, logits, targets):
@@ -312,7 +306,7 @@ class EncouragingLoss(_LossModule):
 
     def __init__(self, LE: float = 1.0, ignore_index: int = -100):
         super().__init__(ignore_index)
-        _require(_is_number(LE) and 0 < LE <= 1, self.loss_name, "LE must be in (0, 1]", LE)
+        _require(is_finite_number(LE) and 0 < LE <= 1, self.loss_name, "LE must be in (0, 1]", LE)
         self.LE = float(LE)
 
     def loss(self, logits, targets):

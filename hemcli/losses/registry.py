@@ -7,8 +7,6 @@ float); a default of None means an optional number.
 """
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Callable, Mapping
@@ -17,7 +15,7 @@ from torch import nn
 
 from hemcli.errors import HemError, unknown_name
 from hemcli.losses import modules as loss_modules
-from hemcli.losses.margins import DEFAULT_M, checked_class_counts, hem_margins
+from hemcli.losses.margins import DEFAULT_M, checked_class_counts, hem_margins, is_finite_number
 
 
 @dataclass(frozen=True)
@@ -67,7 +65,7 @@ def _check_param(info: LossInfo, key: str, value) -> None:
         raise HemError(f"loss {info.name!r} has no parameter {key!r}; valid parameters: {valid}")
     default = info.defaults[key]
     if default is None or isinstance(default, float):
-        ok = (value is None and default is None) or _is_real(value)
+        ok = (value is None and default is None) or is_finite_number(value)
         expected = "a number" if default is not None else "a number or null"
     elif isinstance(default, bool):
         ok, expected = isinstance(value, bool), "true or false"
@@ -78,10 +76,6 @@ def _check_param(info: LossInfo, key: str, value) -> None:
     if not ok:
         raise HemError(f"loss {info.name!r}: parameter {key!r} must be {expected}, "
                        f"got {type(value).__name__} {value!r}")
-
-
-def _is_real(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _require_counts(name: str, class_counts, why: str = "") -> tuple[float, ...]:
