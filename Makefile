@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 DEMO_OUT ?= results/demo
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench mutants clean
 
 install: $(VENV)/.installed
 
@@ -26,6 +26,9 @@ test: install
 
 bench: install
 	$(BIN)/python -m bench
+
+mutants: install
+	$(BIN)/python dev/mutants.py
 
 clean:
 	rm -rf $(VENV) results checkpoints .pytest_cache build *.egg-info

@@ -5,15 +5,15 @@ them, so ``hem --help`` stays fast. Bad input ends with one line on stderr and e
 """
 from __future__ import annotations
 
+import importlib
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
 
-import importlib
-
 import typer
 
-from hemcli.errors import HemError
+from hemcli.errors import HemError, Interrupted
 
 app = typer.Typer(
     name="hem",
@@ -40,42 +40,53 @@ ResumeOpt = typer.Option(False, "--resume", help="Continue an interrupted run fr
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress output.")
 
 
+_TEXT_FLAGS = ("dataset", "arch", "loss", "device", "data_root")  # names and paths stay strings
+
+
 def _flag_values(**flags) -> dict:
-    import yaml
+    from hemcli.values import read_value
 
     values = {}
     for name, text in flags.items():
         if text is None:
             continue
         try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError:
-            value = text
-        # Names and paths stay strings even when they look like numbers or null.
-        keep_text = name in ("dataset", "arch", "loss", "device", "data_root")
-        values[_FLAG_KEYS[name]] = text if keep_text else value
+            value = text if name in _TEXT_FLAGS else read_value(text)
+        except HemError:
+            value = text  # refused by the schema with the key's name: "must be a number, got '[1'"
+        values[_FLAG_KEYS[name]] = value
     return values
 
 
 def _train_task(task, recipe, flags: dict, sets, out, overwrite, resume, quiet, deterministic) -> None:
-    """Shared by every training command: resolve, check, run, write atomically, print the path."""
-    from hemcli import recipes, results
+    """Shared by every training command: every check, then lock, run, write atomically, print the path."""
+    from hemcli import recipes
+    from hemcli.runs.files import write_json_atomic
+    from hemcli.runs.lock import RunLock
+    from hemcli.runs.paths import check_output, checkpoint_path, result_path
 
     if deterministic:
         sets = [*sets, "deterministic=true"]
     cfg = recipes.resolve(task.schema(), task.schema()["task"].default, recipe, flags, sets)
+    path = result_path(out, cfg)
+    checkpoint = checkpoint_path(path)
+    check_output(path, overwrite, resume)
     prepared = task.setup(cfg)
-    path = results.result_path(out, cfg)
-    results.prepare_output(path, overwrite, resume)
-    checkpoint = results.checkpoint_path(path)
-    if overwrite and not resume:
-        checkpoint.unlink(missing_ok=True)
-    result = task.run(cfg, checkpoint=checkpoint, resume=resume, quiet=quiet, prepared=prepared)
-    results.write_json_atomic(path, result)
+    try:
+        with RunLock(path):
+            check_output(path, overwrite, resume)  # again: a run on this path may have finished meanwhile
+            if overwrite and not resume:
+                checkpoint.unlink(missing_ok=True)
+            result = task.run(cfg, checkpoint=checkpoint, resume=resume, quiet=quiet, prepared=prepared)
+            write_json_atomic(path, result)
+    except KeyboardInterrupt:
+        kept = (f"continue with --resume (checkpoint {checkpoint})" if checkpoint.is_file()
+                else "no checkpoint was written yet")
+        raise Interrupted(f"interrupted; {kept}") from None
     if not quiet:
         shown = ", ".join(f"{k} {v:.2f}" for k, v in result["metrics"].items())
         print(f"{shown}  ->  {path}", file=sys.stderr)
-    print(path)
+    _emit(str(path))
 
 
 @app.command()
@@ -114,8 +125,7 @@ def report(
     """Turn result files into a table: mean ± std over seeds, run count, difference to CE."""
     from hemcli.report import report as make_report
 
-    chosen = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
-    print(make_report(paths, fmt=format, metrics=chosen, warn=lambda line: print(line, file=sys.stderr)))
+    _emit(make_report(paths, fmt=format, metrics=metrics, warn=lambda line: print(line, file=sys.stderr)))
 
 
 @app.command()
@@ -127,7 +137,7 @@ def losses():
 
     rows = [(name, ", ".join(f"{k}={_shown(v)}" for k, v in info.defaults.items()) or "-",
              "yes" if info.needs_class_counts else "", info.description) for name, info in LOSSES.items()]
-    print(tabulate(rows, headers=["loss", "defaults", "class counts", "description"], tablefmt="github"))
+    _emit(tabulate(rows, headers=["loss", "defaults", "class counts", "description"], tablefmt="github"))
 
 
 def _shown(value) -> str:
@@ -148,20 +158,62 @@ def _click_classes(name: str) -> tuple[type, ...]:
     return tuple(found)
 
 
+class _StdoutClosed(Exception):
+    """The reader of our stdout went away (``hem report ... | head``)."""
+
+
+def _emit(text: str) -> None:
+    """Machine-readable output to stdout; a full disk or a closed pipe is handled, not a traceback."""
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except OSError as err:
+        _discard_stdout()
+        if isinstance(err, BrokenPipeError):
+            raise _StdoutClosed from None
+        raise HemError(f"cannot write the output: {err.strerror or err}") from None
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's flush at exit does not fail a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (a test's capture)
+        pass
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split("\n"))
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: usage errors and HemErrors become one line on stderr and exit code 2."""
+    """Entry point: every error becomes one line on stderr with its exit code, never a traceback.
+
+    HemError: bad input (2), or a run that failed (1) or was interrupted (130). Anything else is a
+    bug in hem: one line saying so (exit 1), and the traceback with HEM_DEBUG=1.
+    """
     args = sys.argv[1:] if argv is None else list(argv)
     try:
         code = app(args=args or ["--help"], prog_name="hem", standalone_mode=False)
     except HemError as err:
-        print(f"hem: error: {err}", file=sys.stderr)
-        return getattr(err, "exit_code", 2)
+        print(f"{err.prefix}{_one_line(err)}", file=sys.stderr)
+        return err.exit_code
     except _click_classes("ClickException") as err:
-        print(f"hem: error: {err.format_message()}", file=sys.stderr)
+        print(f"hem: error: {_one_line(err.format_message())}", file=sys.stderr)
         return err.exit_code
     except (*_click_classes("Abort"), KeyboardInterrupt):
-        print("hem: interrupted; continue with --resume", file=sys.stderr)
-        return 130
+        code = 130
+    except _StdoutClosed:
+        return 141  # as if killed by SIGPIPE, what a C tool in the same pipe would report
+    except Exception as err:  # the safety net: a bug must still end in one line
+        if os.environ.get("HEM_DEBUG"):
+            raise
+        print(f"hem: internal error: {type(err).__name__}: {_one_line(err)} "
+              "(HEM_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
+    if code == 130:  # typer turns Ctrl-C outside a run into Exit(130), silently
+        print("hem: interrupted", file=sys.stderr)
     return code if isinstance(code, int) else 0
 
 

@@ -29,15 +29,25 @@ def _available(kind: str) -> bool:
     return kind == "cpu"
 
 
+def check_device_name(name: str) -> None:
+    """The form of a device name: auto, cpu, mps, cuda or cuda:N (whether it exists is ``pick_device``'s)."""
+    kind, sep, index = name.partition(":")
+    if kind not in DEVICES or (sep and (kind != "cuda" or not index.isdigit() or not index.isascii())):
+        raise HemError(f"unknown device {name!r}; valid choices: {', '.join(DEVICES)}, cuda:N")
+
+
 def pick_device(requested: str = "auto") -> torch.device:
-    """``auto`` gives the first of cuda, mps, cpu that exists; a named one must exist."""
-    kind = requested.split(":")[0]
-    if kind not in DEVICES:
-        raise HemError(f"unknown device {requested!r}; valid choices: {', '.join(DEVICES)} (cuda:N too)")
+    """``auto`` gives the first of cuda, mps, cpu that exists; a named one (and its index) must exist."""
+    check_device_name(requested)
+    kind, _, index = requested.partition(":")
     if kind == "auto":
         return torch.device(next(k for k in ("cuda", "mps", "cpu") if _available(k)))
     if not _available(kind):
         raise HemError(f"device {requested!r} is not available here; use --device cpu or auto")
+    if index and int(index) >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise HemError(f"device {requested!r} is not available here: {count} CUDA device"
+                       f"{'s' if count != 1 else ''} (cuda:0 to cuda:{count - 1})")
     return torch.device(requested)
 
 

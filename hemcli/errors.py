@@ -1,4 +1,9 @@
-"""The one exception type the command line turns into a one-line message and exit code 2."""
+"""The exceptions the command line turns into one line on stderr and an exit code.
+
+``HemError``: bad input from the user (exit 2). Its subclasses end a run that was under way:
+``RunFailed`` (the training itself failed, e.g. the loss became NaN; exit 1) and ``Interrupted``
+(Ctrl-C; exit 130). Anything else reaching the command line is a bug: ``hem: internal error``.
+"""
 
 
 class HemError(ValueError):
@@ -6,6 +11,22 @@ class HemError(ValueError):
 
     The message is one line that names the problem and, where there are any, the valid choices.
     """
+
+    exit_code = 2
+    prefix = "hem: error: "
+
+
+class RunFailed(HemError):
+    """The run started but could not finish (the loss diverged); what was kept is named."""
+
+    exit_code = 1
+
+
+class Interrupted(HemError):
+    """Ctrl-C during a run; the message says whether it can be resumed."""
+
+    exit_code = 130
+    prefix = "hem: "
 
 
 def unknown_name(kind: str, name: object, valid) -> HemError:

@@ -1,4 +1,4 @@
-"""Progress on stderr: one line per epoch with an ETA, and a live batch counter on a terminal.
+"""Progress and warnings on stderr: one line per epoch with an ETA, a live batch counter on a terminal.
 
 Stdout stays free for machine-readable output (the result path), so ``hem`` composes in pipes.
 """
@@ -6,6 +6,11 @@ from __future__ import annotations
 
 import sys
 import time
+
+
+def warn(text: str) -> None:
+    """A warning on stderr, shown even with --quiet (which silences progress, not problems)."""
+    print(f"hem: warning: {text}", file=sys.stderr, flush=True)
 
 
 def _clock(seconds: float) -> str:

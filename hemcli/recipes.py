@@ -4,6 +4,7 @@ A task declares its recipe as a flat schema of dotted keys (``optim.lr``) mapped
 ``resolve`` merges, in order: the schema's defaults, the recipe file, the flags the command has
 (``--lr``), then every ``--set key=value``. Unknown keys, wrong types and unknown names are
 ``HemError``s that name the key and list what is valid; nothing is run before that succeeds.
+Text becomes values in one place, ``hemcli.values`` (``1e-3`` is a number, ``010`` is ten).
 """
 from __future__ import annotations
 
@@ -13,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
-import yaml
-
+from hemcli import values
 from hemcli.errors import HemError
 
 _TYPE_NAMES = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false",
@@ -24,13 +24,19 @@ _TYPE_NAMES = {"str": "a string", "int": "an integer", "float": "a number", "boo
 
 @dataclass(frozen=True)
 class Field:
-    """One recipe key: its type (see ``_TYPE_NAMES``), default, valid names and help text."""
+    """One recipe key: its type (see ``_TYPE_NAMES``), default, valid names, bounds and help text.
+
+    Bounds apply to each element of a list. Without bounds an integer must fit in int64; every
+    number must be finite. ``check`` validates a value further (e.g. the form of a device name).
+    """
 
     kind: str
     default: object
     help: str = ""
     choices: Callable[[], Iterable[str]] | tuple | None = None
     minimum: float | None = None
+    maximum: float | None = None
+    check: Callable[[str], None] | None = None
 
     def valid_choices(self) -> list[str] | None:
         if self.choices is None:
@@ -52,19 +58,31 @@ def _is(kind: str, value: object) -> bool:
     return isinstance(value, {"str": str, "dict": dict}[kind])
 
 
+def _bounded(key: str, field: Field, kind: str, value):
+    if kind == "int":
+        return values.check_int(key, value, field.minimum, field.maximum)
+    if kind == "float":
+        return values.check_float(key, value, field.minimum, field.maximum)
+    return value
+
+
 def check_value(key: str, field: Field, value: object) -> object:
     """Return ``value`` typed for ``field`` or raise a one-line HemError naming the key."""
     if not _is(field.kind, value):
-        raise HemError(f"recipe key {key!r} must be {_TYPE_NAMES[field.kind]}, got {value!r}")
-    if field.kind == "float":
-        value = float(value)
+        raise HemError(f"recipe key {key!r} must be {_TYPE_NAMES[field.kind]}, got {values.shown(value)}")
+    if field.kind == "dict":
+        return values.check_plain(key, value)
+    if field.kind.startswith("list["):
+        value = [_bounded(key, field, field.kind[5:-1], item) for item in value]
+    else:
+        value = _bounded(key, field, field.kind, value)
     choices = field.valid_choices()
     names = value if field.kind.startswith("list[") else [value]
     for name in names if choices is not None else []:
         if name not in choices:
-            raise HemError(f"unknown {key} {name!r}; valid choices: {', '.join(choices)}")
-    if field.minimum is not None and value < field.minimum:
-        raise HemError(f"recipe key {key!r} must be >= {field.minimum:g}, got {value!r}")
+            raise HemError(f"unknown {key} {values.shown(name)}; valid choices: {', '.join(choices)}")
+    if field.check is not None and value is not None:
+        field.check(value)
     return value
 
 
@@ -110,16 +128,9 @@ def unflatten(flat: Mapping[str, object]) -> dict:
 
 
 def load_recipe_file(path: str | Path) -> dict:
-    """Read a recipe YAML (safe loader); a missing or malformed file is a one-line HemError."""
+    """Read a recipe YAML (see ``hemcli.values``); every way it can be bad is a one-line HemError."""
     path = Path(path)
-    if not path.is_file():
-        raise HemError(f"recipe file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        where = getattr(err, "problem_mark", None)
-        line = f" at line {where.line + 1}" if where else ""
-        raise HemError(f"malformed YAML in {path}{line}: {getattr(err, 'problem', err)}") from None
+    data = values.read_yaml_file(path)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -128,14 +139,14 @@ def load_recipe_file(path: str | Path) -> dict:
 
 
 def parse_set(assignment: str) -> tuple[str, object]:
-    """``optim.lr=0.05`` -> ("optim.lr", 0.05); the value is read as YAML (numbers, lists, true)."""
+    """``optim.lr=1e-3`` -> ("optim.lr", 0.001); the value is read as YAML 1.2 (numbers, lists, true)."""
     key, sep, text = assignment.partition("=")
     if not sep or not key.strip():
-        raise HemError(f"--set needs KEY=VALUE, got {assignment!r}")
+        raise HemError(f"--set needs KEY=VALUE, got {values.shown(assignment)}")
     try:
-        return key.strip(), yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise HemError(f"--set {key.strip()}: cannot read value {text!r}") from None
+        return key.strip(), values.read_value(text)
+    except HemError as err:
+        raise HemError(f"--set {key.strip()}: {err}") from None
 
 
 def _assign(flat: dict, key: str, value: object, schema: Mapping[str, Field]) -> None:

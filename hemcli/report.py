@@ -27,6 +27,7 @@ import csv
 import io
 import json
 import math
+import os
 import statistics
 import sys
 import warnings
@@ -105,38 +106,107 @@ def _as_list(paths: str | Path | Iterable[str | Path]) -> list[str | Path]:
     return [paths] if isinstance(paths, (str, Path)) else list(paths)
 
 
-def find_results(paths: str | Path | Iterable[str | Path]) -> list[Path]:
-    """Every ``*.json`` file below the given directories (recursively) plus the given files, sorted."""
-    found: set[Path] = set()
+def find_results(paths: str | Path | Iterable[str | Path], warn: Callable[[str], None] = print_to_stderr) -> list[Path]:
+    """Every ``*.json`` file below the given folders (following links) plus the given files, sorted.
+
+    Each file counts once, however often it is reached (``d`` and ``d/../d``, or through a link).
+    A folder that cannot be read, a broken link and a link back into its own folder are skipped
+    with one ``warn`` line each.
+    """
+    found: dict[Path, Path] = {}  # resolved path -> the path it was first reached by
     for path in map(Path, _as_list(paths)):
         if not path.exists():
             raise HemError(f"no such file or directory: {path}")
-        found.update(path.rglob("*.json") if path.is_dir() else [path])
-    return sorted(path for path in found if path.is_file())
+        if path.is_dir():
+            _walk(path, found, warn, frozenset())
+        else:
+            found.setdefault(path.resolve(), path)
+    return sorted(found.values())
+
+
+def _walk(folder: Path, found: dict[Path, Path], warn: Callable[[str], None], ancestors: frozenset) -> None:
+    real = folder.resolve()
+    if real in ancestors:
+        warn(f"skipping {folder}: a link back to {real}, which is already being searched")
+        return
+    try:
+        entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+    except OSError as error:
+        warn(f"skipping {folder}: cannot read the folder ({error.strerror or error})")
+        return
+    for entry in entries:
+        path = Path(entry.path)
+        if entry.is_symlink() and not path.exists():
+            warn(f"skipping {path}: a broken link (or a loop of links)")
+        elif path.is_dir():
+            _walk(path, found, warn, ancestors | {real})
+        elif entry.name.endswith(".json"):
+            found.setdefault(path.resolve(), path)
 
 
 def load_results(files: Iterable[str | Path], warn: Callable[[str], None] = print_to_stderr) -> list[dict]:
-    """The complete results among ``files``; each other file gets one ``warn("skipping ...")`` line."""
+    """The complete results among ``files``; each other file gets one ``warn("skipping ...")`` line.
+
+    Metrics that are not finite numbers are left out of a result, with one warning each; lists and
+    mappings (per-class or per-corruption detail) are kept but never tabulated.
+    """
     results = []
     for path in files:
         result, reason = _read_result(Path(path))
         if reason is None:
+            result["metrics"] = _usable_metrics(result["metrics"], path, warn)
             results.append(result)
         else:
             warn(f"skipping {path}: {reason}")
     return results
 
 
+def _usable_metrics(metrics: dict, path, warn: Callable[[str], None]) -> dict:
+    usable = {}
+    for name, value in metrics.items():
+        if isinstance(value, (list, dict)) or _is_finite_number(value):
+            usable[name] = value
+            continue
+        if isinstance(value, float):
+            what = f"is {value}"
+        elif _is_number(value):
+            what = f"is too large for a number ({len(str(abs(value)))} digits)"
+        else:
+            what = f"is not a number ({_shown(value)})"
+        warn(f"{path}: metric {name!r} {what}; left out of the table")
+    return usable
+
+
+def _is_finite_number(value: object) -> bool:
+    try:
+        return _is_number(value) and math.isfinite(value)
+    except OverflowError:  # an integer beyond the largest float
+        return False
+
+
+def _shown(value: object) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:24] + f"... ({len(text)} characters)"
+
+
+def _parse_int(text: str) -> int | float:
+    # Python refuses to convert integers of more than 4300 digits; such a metric becomes inf (and is
+    # then left out with a warning) instead of making the whole file unreadable.
+    return int(text) if len(text) <= 4000 else float(text)
+
+
 def _read_result(path: Path) -> tuple[dict | None, str | None]:
     """``(result, None)``, or ``(None, why this file is not a complete result)``."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"), parse_int=_parse_int)
     except OSError as error:
         return None, f"cannot read it ({error.strerror or error})"
     except UnicodeDecodeError:
         return None, "not a text file"
     except json.JSONDecodeError as error:
         return None, f"not valid JSON ({error.msg} at line {error.lineno} column {error.colno})"
+    except RecursionError:
+        return None, "nested too deeply to be a result"
     reason = _problem_with(data)
     return (None, reason) if reason else (data, None)
 
@@ -182,6 +252,8 @@ def _select_metrics(present: list[str], requested: str | Sequence[str] | None) -
         return present
     requested = [requested] if isinstance(requested, str) else requested
     names = [name.strip() for item in requested for name in item.split(",") if name.strip()]
+    if not names:
+        raise HemError(f"--metrics names no metric; present: {', '.join(present)}")
     for name in names:
         if name not in present:
             raise unknown_name("metric", name, present)
@@ -205,17 +277,16 @@ def _group_by(results: list[dict], columns) -> dict[tuple, list[dict]]:
     return groups
 
 
-def _sample_std(values: tuple[float, ...]) -> float | None:
-    """Standard deviation with ddof=1; None for one value, nan when a value is nan or infinite."""
-    if len(values) < 2:
-        return None
-    return statistics.stdev(values) if all(map(math.isfinite, values)) else math.nan
-
-
 def summarize(values: Sequence[float]) -> MetricSummary:
-    """Mean, sample std (ddof=1; None for one value) and count of ``values``."""
+    """Mean, sample std (ddof=1; None for one value) and count of finite ``values``.
+
+    Computed on values scaled by a power of two (exact), so that 1e308s average without overflow.
+    """
     values = tuple(float(value) for value in values)
-    return MetricSummary(statistics.fmean(values), _sample_std(values), len(values), values=values)
+    scale = math.ldexp(1.0, math.frexp(max(map(abs, values)))[1] - 1) if any(values) else 1.0
+    scaled = [value / scale for value in values]
+    std = statistics.stdev(scaled) * scale if len(values) > 1 else None
+    return MetricSummary(statistics.fmean(scaled) * scale, std, len(values), values=values)
 
 
 def _summarize_group(keys: tuple, runs: list[dict], metric_names: list[str]) -> Row:
@@ -400,7 +471,7 @@ def report(
     _check_format(fmt)
     paths = _as_list(paths)
     where = ", ".join(str(path) for path in paths)
-    files = find_results(paths)
+    files = find_results(paths, warn)
     if not files:
         raise HemError(f"no result files under {where}")
     results = load_results(files, warn)

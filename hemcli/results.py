@@ -1,64 +1,16 @@
-"""One JSON result per run: where it goes, what it records, and writing it safely.
-
-Writes are atomic (a temporary file in the same folder, then ``os.replace``) so a reader never
-sees half a result, and an existing result is never replaced unless the caller says so.
+"""What one run's JSON result records: the recipe, metrics, history, and provenance (device,
+versions, git commit, timings). Where it is written and how (atomically, under a lock): ``hemcli.runs``.
 """
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
-import re
 import subprocess
-import tempfile
 from pathlib import Path
 
-from hemcli.errors import HemError
+from hemcli.runs.paths import run_name
 
 SCHEMA_VERSION = 1
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]")
-
-
-def run_name(cfg: dict) -> Path:
-    """``classify/digits/lenet/hem/seed0``: task, dataset, arch, loss, seed."""
-    parts = [cfg["task"], cfg["dataset"]["name"], cfg["model"]["arch"], cfg["loss"]["name"]]
-    return Path(*(_UNSAFE.sub("_", str(p)) for p in parts)) / f"seed{cfg['seed']}"
-
-
-def result_path(out_dir: str | Path, cfg: dict) -> Path:
-    return Path(out_dir) / run_name(cfg).with_suffix(".json")
-
-
-def checkpoint_path(result: Path) -> Path:
-    return result.with_suffix(".ckpt.pt")
-
-
-def prepare_output(path: Path, overwrite: bool, resume: bool = False) -> None:
-    """Fail before any work if the result exists (and may not be replaced) or cannot be written."""
-    if path.exists() and not (overwrite or resume):
-        raise HemError(f"result already exists: {path} (pass --overwrite to replace it)")
-    if path.exists() and resume and not overwrite:
-        raise HemError(f"run already finished: {path} (pass --overwrite to train it again)")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".probe-"):
-            pass
-    except OSError as err:
-        raise HemError(f"cannot write results under {path.parent}: {err.strerror or err}") from None
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2, allow_nan=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def git_commit() -> dict:

@@ -4,15 +4,15 @@ schedules, one epoch of training, accuracy, and checkpoints that let a run resum
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from hemcli.device import AMP_MODES, DEVICES
+from hemcli.device import AMP_MODES, check_device_name
 from hemcli.errors import HemError
 from hemcli.recipes import Field
+from hemcli.runs.files import write_atomic
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "multistep", "cosine")
@@ -35,22 +35,18 @@ def common_fields() -> dict[str, Field]:
         "optim.weight_decay": Field("float", 0.0, "weight decay", minimum=0),
         "optim.nesterov": Field("bool", False, "Nesterov momentum (SGD)"),
         "schedule.name": Field("str", "constant", "learning-rate schedule", SCHEDULES),
-        "schedule.milestones": Field("list[int]", [], "epochs after which multistep multiplies the lr by gamma"),
+        "schedule.milestones": Field("list[int]", [], "epochs after which multistep multiplies the lr by gamma",
+                                     minimum=1),
         "schedule.gamma": Field("float", 0.1, "multistep factor", minimum=0),
         "epochs": Field("int", 20, "training epochs", minimum=1),
         "batch_size": Field("int", 128, "batch size", minimum=1),
         "augment": Field("str", "none", "batch augmentation", AUGMENTS),
-        "seed": Field("int", 0, "seed for python, numpy and torch"),
-        "device": Field("str", "auto", "auto, cpu, cuda, cuda:N or mps"),
+        "seed": Field("int", 0, "seed for python, numpy and torch", minimum=0),
+        "device": Field("str", "auto", "auto, cpu, cuda, cuda:N or mps", check=check_device_name),
         "amp": Field("str", "none", "mixed precision on CUDA", AMP_MODES),
         "channels_last": Field("bool", False, "channels_last memory format on CUDA"),
         "deterministic": Field("bool", False, "ask torch for deterministic kernels"),
     }
-
-
-def check_device_name(name: str) -> None:
-    if name.split(":")[0] not in DEVICES:
-        raise HemError(f"unknown device {name!r}; valid choices: {', '.join(DEVICES)} (cuda:N too)")
 
 
 class TensorBatches:
@@ -153,36 +149,52 @@ def accuracy(model, x: torch.Tensor, y: torch.Tensor, dm) -> float:
     return 100.0 * (predict_logits(model, x, dm).argmax(1) == y).sum().item() / len(y)
 
 
+CHECKPOINT_FORMAT = "hem-checkpoint/1"
+# What a hem checkpoint holds, and of which type; anything else is "not a hem checkpoint".
+_CHECKPOINT_FIELDS = {"format": str, "epoch": int, "recipe": dict, "history": list, "model": dict,
+                      "optimizer": dict, "scheduler": dict, "generator": torch.Tensor, "torch_rng": torch.Tensor}
+
+
 class Checkpointer:
-    """Saves model, optimiser, schedule, RNG and history after each epoch; loads weights-only."""
+    """Saves model, optimiser, schedule, RNG and history after each epoch, atomically; loads weights-only."""
 
     def __init__(self, path: Path, recipe: dict):
         self.path, self.recipe = path, recipe
 
     def save(self, epoch: int, model, optimizer, scheduler, generator, history: list) -> None:
-        state = {"epoch": epoch, "recipe": self.recipe, "history": history,
+        state = {"format": CHECKPOINT_FORMAT, "epoch": epoch, "recipe": self.recipe, "history": history,
                  "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
                  "torch_rng": torch.get_rng_state()}
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, self.path)
+        write_atomic(self.path, lambda handle: torch.save(state, handle), what="checkpoint")
 
     def load(self) -> dict | None:
-        if not self.path.is_file():
+        """The checkpoint's state, None when there is no file; a HemError for anything else."""
+        if not self.path.exists():
             return None
         try:
             state = torch.load(self.path, map_location="cpu", weights_only=True)
-        except Exception as err:
-            raise HemError(f"cannot read checkpoint {self.path}: {str(err).splitlines()[0]}") from None
-        if state.get("recipe") != self.recipe:
+        except OSError as err:
+            raise self._unreadable(err.strerror or str(err)) from None
+        except Exception:  # empty, truncated, another format, or a pickle that is not weights-only
+            raise self._unreadable("not a hem checkpoint") from None
+        if not (isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT
+                and all(isinstance(state.get(key), kind) for key, kind in _CHECKPOINT_FIELDS.items())):
+            raise self._unreadable("not a hem checkpoint")
+        if state["recipe"] != self.recipe:
             raise HemError(f"checkpoint {self.path} was made with another recipe; "
                            "resume with the same options or pass --overwrite to start again")
         return state
 
     def restore(self, state: dict, model, optimizer, scheduler, generator) -> None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            generator.set_state(state["generator"])
+            torch.set_rng_state(state["torch_rng"])
+        except (RuntimeError, KeyError, ValueError, TypeError, IndexError):
+            raise self._unreadable("not a hem checkpoint (it does not fit this model and optimiser)") from None
+
+    def _unreadable(self, why: str) -> HemError:
+        return HemError(f"cannot read checkpoint {self.path}: {why}; pass --overwrite to start again")

@@ -36,7 +36,7 @@ def test_default_recipe_trains_ce_and_hem_then_reports(capsys, tmp_path):
         assert RESULT_FIELDS <= set(result)
         assert result["metrics"]["clean_accuracy"] >= 95.0
         assert len(result["history"]) == result["recipe"]["epochs"] == 30
-        assert {"epoch", "train_loss", "train_accuracy", "test_accuracy", "seconds"} == set(result["history"][0])
+        assert {"epoch", "train_loss", "train_accuracy", "test_accuracy", "lr", "seconds"} == set(result["history"][0])
         assert result["environment"]["device"] == "cpu" or torch.cuda.is_available()
         assert result["recipe"]["dataset"]["name"] == "digits"
         assert result["history"][-1]["test_accuracy"] == result["metrics"]["clean_accuracy"]
@@ -86,7 +86,56 @@ def test_resume_via_cli_after_kill(capsys, tmp_path, monkeypatch):
     assert json.loads(done.read_text())["metrics"] == expected
 
 
-def test_nan_loss_stops_and_keeps_last_good_checkpoint(capsys, tmp_path, monkeypatch):
+SCHEDULED = ["classify", "--arch", "mlp", "--epochs", "5", "--quiet", "--deterministic", "--batch-size", "64",
+             "--set", "optim.name=sgd", "--lr", "0.1", "--set", "schedule.name=multistep",
+             "--set", "schedule.milestones=[2, 3]", "--set", "augment=crop_flip"]
+
+
+def without_seconds(history):
+    return [{k: v for k, v in epoch.items() if k != "seconds"} for epoch in history]
+
+
+def test_the_schedule_is_recorded_per_epoch(capsys, tmp_path):
+    assert main(SCHEDULED + ["--out", str(tmp_path)]) == 0
+    [path] = tmp_path.rglob("*.json")
+    lrs = [epoch["lr"] for epoch in json.loads(path.read_text())["history"]]
+    assert lrs == pytest.approx([0.1, 0.1, 0.01, 0.001, 0.001])  # x0.1 after epochs 2 and 3
+
+
+def test_interrupted_mid_run_resumes_to_the_same_numbers(capsys, tmp_path, monkeypatch):
+    """Ctrl-C in epoch 3 of 5, with a multistep schedule and augmentation; --resume finishes the run."""
+    assert main(SCHEDULED + ["--out", str(tmp_path / "straight")]) == 0
+    [straight] = (tmp_path / "straight").rglob("*.json")
+    real_epoch = classify.Progress.epoch
+
+    def ctrl_c_in_epoch_3(self, epoch, *args, **kwargs):
+        if epoch == 3:
+            raise KeyboardInterrupt
+        real_epoch(self, epoch, *args, **kwargs)
+
+    monkeypatch.setattr(classify.Progress, "epoch", ctrl_c_in_epoch_3)
+    out = tmp_path / "resumed"
+    capsys.readouterr()
+    assert main(SCHEDULED + ["--out", str(out)]) == 130
+    checkpoint = out / "classify/digits/mlp/hem/seed0.ckpt.pt"
+    assert capsys.readouterr().err == f"hem: interrupted; continue with --resume (checkpoint {checkpoint})\n"
+    assert torch.load(checkpoint, weights_only=True)["epoch"] == 2
+    assert sorted(p.name for p in checkpoint.parent.iterdir()) == ["seed0.ckpt.pt"]  # lock released
+    monkeypatch.setattr(classify.Progress, "epoch", real_epoch)
+    assert main(SCHEDULED + ["--out", str(out), "--resume"]) == 0
+    expected, resumed = json.loads(straight.read_text()), json.loads((out / straight.relative_to(
+        tmp_path / "straight")).read_text())
+    assert resumed["metrics"] == expected["metrics"]
+    assert without_seconds(resumed["history"]) == without_seconds(expected["history"])
+
+
+def test_resume_without_a_checkpoint_says_so_and_trains(capsys, tmp_path):
+    assert main(["classify", "--arch", "mlp", "--epochs", "1", "--quiet", "--out", str(tmp_path), "--resume"]) == 0
+    checkpoint = tmp_path / "classify/digits/mlp/hem/seed0.ckpt.pt"
+    assert capsys.readouterr().err == f"hem: warning: no checkpoint at {checkpoint}; starting from epoch 1\n"
+
+
+def poison_the_loss(monkeypatch, after_batches):
     import hemcli.losses
 
     real_build = hemcli.losses.build_loss
@@ -97,17 +146,31 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(capsys, tmp_path, monkeyp
         def loss(logits, targets):
             calls.append(1)
             value = inner(logits, targets)
-            return value * float("nan") if len(calls) > 23 else value  # 23 batches of 64 = epoch 1
+            return value * float("nan") if len(calls) > after_batches else value
         return loss
 
     monkeypatch.setattr(hemcli.losses, "build_loss", poisoned)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(capsys, tmp_path, monkeypatch):
+    poison_the_loss(monkeypatch, after_batches=23)  # 23 batches of 64 = epoch 1
     out = tmp_path / "out"
     code = main(["classify", "--arch", "mlp", "--epochs", "3", "--batch-size", "64", "--quiet", "--out", str(out)])
-    err = capsys.readouterr().err
-    assert code == 1 and "loss became nan in epoch 2" in err and "last good checkpoint kept" in err
-    assert list(out.rglob("*.json")) == []
-    [ckpt] = out.rglob("*.ckpt.pt")
-    assert torch.load(ckpt, weights_only=True)["epoch"] == 1
+    checkpoint = out / "classify/digits/mlp/hem/seed0.ckpt.pt"
+    assert code == 1
+    assert capsys.readouterr().err == ("hem: error: loss became nan in epoch 2; stopped, last good checkpoint "
+                                       f"(epoch 1) kept at {checkpoint}\n")
+    assert list(out.rglob("*.json")) == [] and list(out.rglob(".*")) == []
+    assert torch.load(checkpoint, weights_only=True)["epoch"] == 1
+
+
+def test_nan_loss_in_the_first_epoch_keeps_nothing(capsys, tmp_path, monkeypatch):
+    poison_the_loss(monkeypatch, after_batches=3)
+    code = main(["classify", "--arch", "mlp", "--epochs", "3", "--quiet", "--out", str(tmp_path / "out")])
+    assert code == 1
+    assert capsys.readouterr().err == ("hem: error: loss became nan in epoch 1; stopped, "
+                                       "no checkpoint was written yet\n")
+    assert not (tmp_path / "out").exists()
 
 
 def test_setup_rejects_loss_params():

@@ -1,11 +1,11 @@
-"""Bad input through the real command line: one line, exit code 2, nothing written."""
+"""The command line in-process: results kept unless --overwrite, listings, start-up, the safety net.
+(Bad input, case by case: test_bad_input.py; separate processes: test_cli_processes.py.)"""
 import json
 import subprocess
 import sys
 
 import pytest
 
-from conftest import needs_shared
 from hemcli.cli import main
 
 FAST = ["--epochs", "1", "--quiet"]
@@ -17,63 +17,6 @@ def hem(capsys, *args):
     return code, captured.out, captured.err
 
 
-def files_under(path):
-    return sorted(p for p in path.rglob("*") if p.is_file()) if path.exists() else []
-
-
-@pytest.mark.parametrize("args, message", [
-    (["--loss", "xent"], "unknown loss.name 'xent'; valid choices: ce, "),
-    (["--arch", "resnet9"], "unknown model.arch 'resnet9'; valid choices: mlp, lenet, convnet"),
-    (["--dataset", "cifar11"], "unknown dataset.name 'cifar11'; valid choices: digits, mnist, fashion-mnist"),
-    (["--set", "optim.lrr=0.1"], "unknown recipe key 'optim.lrr' (did you mean optim.lr?)"),
-    (["--epochs", "-3"], "recipe key 'epochs' must be >= 1, got -3"),
-    (["--epochs", "abc"], "recipe key 'epochs' must be an integer, got 'abc'"),
-    (["--lr", "fast"], "recipe key 'optim.lr' must be a number, got 'fast'"),
-    (["--set", "loss.params.Q=1"], "Q"),
-    (["--device", "tpu"], "unknown device 'tpu'; valid choices: auto, cpu, cuda, mps"),
-    (["--recipe", "does/not/exist.yaml"], "recipe file not found: does/not/exist.yaml"),
-    (["--epoch", "3"], "No such option: --epoch"),
-])
-def test_bad_input_one_line_exit_2_nothing_written(capsys, tmp_path, args, message):
-    out = tmp_path / "out"
-    code, stdout, stderr = hem(capsys, "classify", *args, "--out", str(out), "--quiet")
-    assert code == 2
-    assert message in stderr
-    assert stderr.startswith("hem: error: ") and stderr.count("\n") == 1
-    assert "Traceback" not in stderr and stdout == ""
-    assert files_under(out) == []
-
-
-def test_malformed_yaml(capsys, tmp_path):
-    recipe = tmp_path / "bad.yaml"
-    recipe.write_text("loss:\n  name: hem\n epochs: 3\n")
-    code, _, stderr = hem(capsys, "classify", "--recipe", str(recipe), "--out", str(tmp_path / "out"))
-    assert code == 2 and f"malformed YAML in {recipe} at line 3" in stderr
-    assert files_under(tmp_path / "out") == []
-
-
-def test_missing_data_names_the_files(capsys, tmp_path):
-    code, _, stderr = hem(capsys, "classify", "--dataset", "mnist", "--data-root", str(tmp_path / "empty"),
-                          "--set", "dataset.download=false", "--out", str(tmp_path / "out"))
-    assert code == 2 and "train split missing in" in stderr and "train-images-idx3-ubyte" in stderr
-    assert files_under(tmp_path / "out") == []
-
-
-def test_incomplete_shared_mnist(capsys, tmp_path):
-    root = needs_shared("MNIST", "raw").parents[1]
-    code, _, stderr = hem(capsys, "classify", "--dataset", "mnist", "--data-root", str(root),
-                          "--set", "dataset.download=false", "--out", str(tmp_path / "out"))
-    assert code == 2 and "train split missing" in stderr
-
-
-def test_unwritable_out(capsys, tmp_path):
-    blocker = tmp_path / "file"
-    blocker.write_text("x")
-    code, _, stderr = hem(capsys, "classify", *FAST, "--out", str(blocker / "results"))
-    assert code == 2 and "cannot write results under" in stderr
-    assert blocker.read_text() == "x"
-
-
 def test_existing_result_is_kept(capsys, tmp_path):
     out = tmp_path / "out"
     assert hem(capsys, "classify", *FAST, "--out", str(out))[0] == 0
@@ -83,11 +26,6 @@ def test_existing_result_is_kept(capsys, tmp_path):
     assert code == 2 and "already exists" in stderr and result.read_text() == before
     assert hem(capsys, "classify", *FAST, "--out", str(out), "--overwrite")[0] == 0
     assert json.loads(result.read_text())["created"]
-
-
-def test_report_bad_format(capsys, tmp_path):
-    code, _, stderr = hem(capsys, "report", str(tmp_path), "--format", "xml")
-    assert code == 2 and "github" in stderr and "latex" in stderr
 
 
 def test_losses_lists_every_loss(capsys):
@@ -106,3 +44,72 @@ def test_help_imports_nothing_heavy():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("0 []")
     assert "classify" in out and "report" in out
+
+
+def test_a_bug_ends_in_one_line_and_exit_1(capsys, monkeypatch):
+    import hemcli.report
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("division by zero\nsecond line")
+
+    monkeypatch.setattr(hemcli.report, "report", broken)
+    monkeypatch.delenv("HEM_DEBUG", raising=False)
+    code, stdout, stderr = hem(capsys, "report", ".")
+    assert (code, stdout) == (1, "")
+    assert stderr == ("hem: internal error: ZeroDivisionError: division by zero second line "
+                      "(HEM_DEBUG=1 shows the traceback)\n")
+    monkeypatch.setenv("HEM_DEBUG", "1")
+    with pytest.raises(ZeroDivisionError):
+        main(["report", "."])
+
+
+def test_ctrl_c_outside_a_run_says_interrupted(capsys, monkeypatch):
+    import hemcli.report
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hemcli.report, "report", interrupted)
+    assert hem(capsys, "report", ".") == (130, "", "hem: interrupted\n")
+
+
+def test_overwrite_replaces_the_result_and_starts_a_fresh_checkpoint(capsys, tmp_path):
+    import torch
+
+    out = tmp_path / "out"
+    args = ["classify", "--arch", "mlp", "--epochs", "2", "--quiet", "--out", str(out)]
+    assert hem(capsys, *args)[0] == 0
+    [checkpoint] = out.rglob("*.ckpt.pt")
+    assert torch.load(checkpoint, weights_only=True)["epoch"] == 2
+    assert hem(capsys, *args[:4], "1", *args[5:], "--overwrite")[0] == 0
+    assert torch.load(checkpoint, weights_only=True)["epoch"] == 1
+    assert sorted(p.name for p in checkpoint.parent.iterdir()) == ["seed0.ckpt.pt", "seed0.json"]
+
+
+def test_numbers_on_the_command_line_and_in_a_recipe_read_as_meant(capsys, tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("optim: {lr: 1e-3}\nepochs: 01\n")
+    code, stdout, _ = hem(capsys, "classify", "-r", str(recipe), "--seed", "010", "--arch", "mlp", "--quiet",
+                          "--out", str(tmp_path / "out"))
+    assert code == 0 and stdout.strip().endswith("classify/digits/mlp/hem/seed10.json")
+    recipe_used = json.loads(open(stdout.strip()).read())["recipe"]
+    assert (recipe_used["seed"], recipe_used["epochs"], recipe_used["optim"]["lr"]) == (10, 1, 0.001)
+    code, stdout, _ = hem(capsys, "classify", "--lr", "2e-3", "--epochs", "1", "--arch", "mlp", "--quiet",
+                          "--out", str(tmp_path / "out2"))
+    assert json.loads(open(stdout.strip()).read())["recipe"]["optim"]["lr"] == 0.002
+
+
+def test_a_full_disk_while_checkpointing_is_one_line(capsys, tmp_path, monkeypatch):
+    import torch
+
+    def disk_full(obj, handle, *args, **kwargs):
+        handle.write(b"x" * 65536)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    out = tmp_path / "out"
+    code, stdout, stderr = hem(capsys, "classify", "--arch", "mlp", "--epochs", "2", "--quiet", "--out", str(out))
+    checkpoint = out / "classify/digits/mlp/hem/seed0.ckpt.pt"
+    assert (code, stdout) == (2, "")
+    assert stderr == f"hem: error: cannot write checkpoint {checkpoint}: No space left on device\n"
+    assert not out.exists()  # the temporary file is gone, and with it the folders the run made

@@ -76,10 +76,61 @@ def test_digits_split():
     assert torch.equal(load_digits().test_y, data.test_y)
 
 
-def test_shared_mnist_is_incomplete():
-    root = needs_shared("MNIST", "raw").parents[1]
-    with pytest.raises(HemError, match="train split missing"):
-        load_dataset("mnist", str(root), download=False)
+def test_shared_mnist_test_split():
+    """The MNIST test set's class sizes, as published (LeCun et al.): 980, 1135, ..., 1009."""
+    x, y = read_split(needs_shared("MNIST", "raw"), "test")
+    assert x.shape == (10_000, 1, 28, 28)
+    assert torch.bincount(y).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def test_data_root_that_is_a_file(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(HemError, match=f"data root {tmp_path / 'file'} is not a folder"):
+        load_dataset("mnist", str(tmp_path / "file"), download=False)
+
+
+def test_failed_download_leaves_the_data_root_untouched(tmp_path, monkeypatch):
+    import torchvision.datasets as tvd
+
+    monkeypatch.setattr(tvd.FashionMNIST, "mirrors", ["http://127.0.0.1:9/"])  # refused at once: offline
+    with pytest.raises(HemError, match="could not download FashionMNIST into .*nodata .*put the IDX files in"):
+        load_dataset("fashion-mnist", str(tmp_path / "nodata"), download=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def mirror(tmp_path, monkeypatch):
+    """A local HTTP mirror serving a small fake Fashion-MNIST, with torchvision's checksums set to match."""
+    import hashlib
+    import http.server
+    import threading
+    from functools import partial
+
+    import torchvision.datasets as tvd
+
+    served = fake_mnist(tmp_path / "served", folder="FashionMNIST")
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    resources = [(p.name, hashlib.md5(p.read_bytes()).hexdigest()) for p in sorted(served.iterdir())]
+    monkeypatch.setattr(tvd.FashionMNIST, "mirrors", [f"http://127.0.0.1:{server.server_port}/"])
+    monkeypatch.setattr(tvd.FashionMNIST, "resources", resources)
+    yield served
+    server.shutdown()
+
+
+def test_download_fills_only_the_missing_files(tmp_path, mirror):
+    root = tmp_path / "data"
+    raw = root / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    kept = raw / "t10k-labels-idx1-ubyte.gz"
+    kept.write_bytes((mirror / kept.name).read_bytes())
+    before = kept.stat().st_mtime_ns
+    data = load_dataset("fashion-mnist", str(root), download=True)
+    assert (len(data.train_y), len(data.test_y)) == (12, 6)
+    assert kept.stat().st_mtime_ns == before  # present files are not replaced
+    assert {p.name for p in mirror.iterdir()} <= {p.name for p in raw.iterdir()}
 
 
 def test_shared_fashion_mnist_statistics():

@@ -181,6 +181,33 @@ def test_table_1_mm_and_hem_rows_follow_the_equations(row):
 
 
 @pytest.mark.parametrize("name", ALL_LOSSES)
+def test_gradient_follows_the_upstream_gradient(name):
+    """d(3 L)/dy = 3 dL/dy: what a scaled loss (GradScaler, loss weights) relies on."""
+    logits, targets = random_batch(seed=21)
+    loss = make(name)
+    _, grad = value_and_grad(loss, logits, targets)
+    _, scaled_grad = value_and_grad(lambda y, t: 3.0 * loss(y, t), logits, targets)
+    assert grad.abs().sum() > 0
+    torch.testing.assert_close(scaled_grad, 3.0 * grad)
+
+
+class _AutocastProbe(loss_modules._LossModule):
+    """A loss made of an op that CPU autocast runs in bfloat16 (a matmul), to see the guard work."""
+
+    loss_name = "probe"
+
+    def loss(self, logits, targets):
+        return (logits @ torch.eye(logits.shape[1])).sum()
+
+
+def test_loss_modules_switch_autocast_off():
+    logits = torch.full((2, 3), 1.0 + 2 ** -10)  # exact in float32, rounds to 1.0 in bfloat16
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        value = _AutocastProbe()(logits, torch.tensor([0, 1]))
+    assert value.dtype == torch.float32 and value.item() == 6 * (1.0 + 2 ** -10)
+
+
+@pytest.mark.parametrize("name", ALL_LOSSES)
 def test_autocast_does_not_lower_the_loss_precision(name):
     logits, targets = random_batch(16, C, seed=20)
     low = logits.to(torch.bfloat16)
@@ -201,12 +228,21 @@ def test_ce_matches_torch(tau):
     torch.testing.assert_close(value, F.cross_entropy(logits / tau, targets))
 
 
+def log_softmax_np(y):
+    y = np.asarray(y, dtype=np.float64)
+    shifted = y - y.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
 @pytest.mark.parametrize("alpha", [0.1, 0.3])
-def test_label_smoothing_matches_torch(alpha):
+def test_label_smoothing_against_numpy(alpha):
     logits, targets = random_batch(seed=7)
     targets[2] = -100
     value = build_loss("ls", num_classes=C, alpha=alpha)(logits, targets)
-    torch.testing.assert_close(value, F.cross_entropy(logits, targets, label_smoothing=alpha))
+    keep = targets.numpy() != -100
+    smoothed = np.eye(C)[targets.numpy()[keep]] * (1 - alpha) + alpha / C
+    expected = np.mean(-(smoothed * log_softmax_np(logits.numpy()[keep])).sum(axis=1))
+    assert value.item() == pytest.approx(expected, rel=1e-5)
 
 
 @pytest.mark.parametrize("margin", [1.0, 0.3])
@@ -218,12 +254,15 @@ def test_mm_matches_torch(margin):
     torch.testing.assert_close(grad, expected_grad)
 
 
-def test_la_is_ce_of_prior_shifted_logits():
+@pytest.mark.parametrize("tau", [1.0, 0.5, 2.0])
+def test_la_against_numpy(tau):
     logits, targets = random_batch(seed=9)
-    prior = torch.tensor(COUNTS, dtype=torch.float32) / sum(COUNTS)
-    value = make("la")(logits, targets)
-    torch.testing.assert_close(value, F.cross_entropy(logits + prior.log(), targets))
-    balanced = build_loss("la", num_classes=C, class_counts=[7] * C)(logits, targets)
+    value = make("la", tau=tau)(logits, targets)
+    prior = np.array(COUNTS, dtype=np.float64) / sum(COUNTS)
+    adjusted = log_softmax_np(logits.numpy() + tau * np.log(prior))
+    expected = -adjusted[np.arange(len(targets)), targets.numpy()].mean()
+    assert value.item() == pytest.approx(expected, rel=1e-5)
+    balanced = build_loss("la", num_classes=C, class_counts=[7] * C, tau=tau)(logits, targets)
     torch.testing.assert_close(balanced, F.cross_entropy(logits, targets))
 
 
@@ -254,11 +293,13 @@ def test_dice_against_numpy():
     assert value.item() == pytest.approx(per_class.mean(), rel=1e-5)
 
 
-def test_sigmoid_matches_torch_bce_on_one_hot():
+def test_sigmoid_against_numpy():
     logits, targets = random_batch(seed=12)
     value = build_loss("sigmoid", num_classes=C)(logits, targets)
-    bce = F.binary_cross_entropy_with_logits(logits, F.one_hot(targets, C).float(), reduction="none")
-    torch.testing.assert_close(value, bce.sum(dim=1).mean())
+    y, t = logits.double().numpy(), np.eye(C)[targets.numpy()]
+    z = 1 / (1 + np.exp(-y))
+    expected = np.mean(-(t * np.log(z) + (1 - t) * np.log(1 - z)).sum(axis=1))
+    assert value.item() == pytest.approx(expected, rel=1e-5)
 
 
 @pytest.mark.parametrize("params", [{}, {"kappa": 2.0, "M": 3.0}])
@@ -271,12 +312,13 @@ def test_squared_against_numpy(params):
     assert value.item() == pytest.approx(expected, rel=1e-5)
 
 
-def test_logit_penalty_by_hand():
+def test_logit_penalty_against_numpy():
     logits, targets = random_batch(seed=14)
     beta = 10 ** -2.83
     value = build_loss("logit-penalty", num_classes=C)(logits, targets)
-    expected = F.cross_entropy(logits, targets) + beta * logits.square().sum(dim=1).mean()
-    torch.testing.assert_close(value, expected)
+    y = logits.double().numpy()
+    ce = -log_softmax_np(y)[np.arange(len(targets)), targets.numpy()]
+    assert value.item() == pytest.approx(np.mean(ce + beta * (y ** 2).sum(axis=1)), rel=1e-5)
 
 
 @pytest.mark.parametrize("le", [1.0, 0.5])

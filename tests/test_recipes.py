@@ -10,7 +10,8 @@ SCHEMA = {
     "loss.name": Field("str", "hem", choices=lambda: ["ce", "hem"]),
     "loss.params": Field("dict", {}),
     "optim.lr": Field("float", 1e-3, minimum=0),
-    "schedule.milestones": Field("list[int]", []),
+    "schedule.milestones": Field("list[int]", [], minimum=1),
+    "schedule.gamma": Field("float", 0.1, minimum=0),
     "epochs": Field("int", 20, minimum=1),
     "deterministic": Field("bool", False),
 }
@@ -26,7 +27,7 @@ def test_defaults_nested():
     cfg = resolve(SCHEMA, "demo")
     assert cfg == {"task": "demo", "dataset": {"name": "digits", "root": None},
                    "loss": {"name": "hem", "params": {}}, "optim": {"lr": 1e-3},
-                   "schedule": {"milestones": []}, "epochs": 20, "deterministic": False}
+                   "schedule": {"milestones": [], "gamma": 0.1}, "epochs": 20, "deterministic": False}
 
 
 def test_precedence_file_then_flags_then_set(tmp_path):
@@ -56,12 +57,41 @@ def test_set_reads_yaml_values_and_dict_params():
     (["dataset.name=cifar"], "valid choices: digits, mnist"),
     (["epochs"], "--set needs KEY=VALUE"),
     (["epochs=[1"], "cannot read value"),
+    (["epochs=true"], "recipe key 'epochs' must be an integer, got True"),
+    (["epochs=1:30"], "recipe key 'epochs' must be an integer, got '1:30'"),
+    (["epochs=1e400"], "recipe key 'epochs' must be an integer, got inf"),
+    (["epochs=9223372036854775808"], "recipe key 'epochs' must be <= 9223372036854775807"),
+    (["optim.lr=.nan"], "recipe key 'optim.lr' must be a finite number, got nan"),
+    (["optim.lr=.inf"], "recipe key 'optim.lr' must be a finite number, got inf"),
+    (["optim.lr=-.inf"], "recipe key 'optim.lr' must be a finite number, got -inf"),
+    (["schedule.gamma=.nan"], "recipe key 'schedule.gamma' must be a finite number, got nan"),
+    ([f"optim.lr={'1' * 400}"], "recipe key 'optim.lr' is out of range for a number, got 1111"),
+    (["schedule.milestones=[0, 5]"], "recipe key 'schedule.milestones' must be >= 1, got 0"),
+    (["loss.params.M=.nan"], "recipe key 'loss.params.M' must be a finite number, got nan"),
+    ([f"loss.params.M={'9' * 400}"], "recipe key 'loss.params.M' must be <= 9223372036854775807"),
+    (["loss.params={M: [1, .inf]}"], "recipe key 'loss.params.M[1]' must be a finite number, got inf"),
+    (["deterministic=yes"], "recipe key 'deterministic' must be true or false, got 'yes'"),
 ])
 def test_bad_values_name_the_problem(sets, message):
     with pytest.raises(HemError, match=None) as err:
         resolve(SCHEMA, "demo", sets=sets)
     assert message in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_numbers_in_a_recipe_file_read_as_meant(tmp_path):
+    recipe = write(tmp_path, "optim: {lr: 1e-3}\nepochs: 010\nschedule: {milestones: [100, 105], gamma: 1e-1}\n")
+    cfg = resolve(SCHEMA, "demo", recipe, {"optim.lr": 2e-3}, ["epochs=0x10"])
+    assert cfg["optim"]["lr"] == 0.002 and cfg["epochs"] == 16
+    assert resolve(SCHEMA, "demo", recipe)["epochs"] == 10
+    assert resolve(SCHEMA, "demo", recipe)["optim"]["lr"] == 0.001
+    assert resolve(SCHEMA, "demo", recipe)["schedule"] == {"milestones": [100, 105], "gamma": 0.1}
+
+
+def test_duplicate_key_in_a_recipe_file_is_refused(tmp_path):
+    recipe = write(tmp_path, "epochs: 3\noptim: {lr: 0.1, lr: 0.2}\n")
+    with pytest.raises(HemError, match=f"malformed YAML in {recipe} at line 2: duplicate key 'lr'"):
+        resolve(SCHEMA, "demo", recipe)
 
 
 def test_unknown_key_lists_valid_keys(tmp_path):

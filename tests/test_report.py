@@ -119,10 +119,14 @@ def test_metric_absent_from_a_whole_group_is_empty(tmp_path):
     assert hem["metrics"]["unknown_class_auroc"]["n"] == 3
 
 
-def test_non_numeric_metrics_are_ignored(tmp_path):
-    write(tmp_path / "r.json", make_result("ce", 0, {"acc": 1.0, "flag": True, "note": "x", "per_class": [1, 2]}))
-    (row,) = as_json(tmp_path)
+def test_non_numeric_metrics_are_left_out_and_scalars_warned(tmp_path):
+    path = write(tmp_path / "r.json", make_result("ce", 0, {"acc": 1.0, "flag": True, "note": "x",
+                                                             "per_class": [1, 2], "per_corruption": {"fog": 1}}))
+    warnings = []
+    (row,) = json.loads(report(tmp_path, fmt="json", warn=warnings.append))
     assert list(row["metrics"]) == ["acc"]
+    assert warnings == [f"{path}: metric 'flag' is not a number (true); left out of the table",
+                        f"{path}: metric 'note' is not a number (\"x\"); left out of the table"]
 
 
 def test_rows_sorted_by_task_dataset_arch_then_ce_first(tmp_path):
@@ -318,13 +322,22 @@ def test_csv_parses_back_to_the_same_numbers(runs):
 
 
 def test_json_matches_the_rows(runs):
-    results = load_results(find_results([runs]), warn=lambda message: None)
-    rows = build_rows(results)
-    loaded = json.loads(render(rows, "json"))
-    for row, record in zip(rows, loaded):
-        for name, summary in row.metrics.items():
-            assert record["metrics"][name]["mean"] == summary.mean
-            assert record["metrics"][name]["std"] == summary.std
+    ce, hem = json.loads(render(build_rows(load_results(find_results([runs]))), "json"))
+    for record, accuracy, auroc in [(ce, CE_ACCURACY, CE_AUROC), (hem, HEM_ACCURACY, HEM_AUROC)]:
+        for name, values in [("clean_accuracy", accuracy), ("unknown_class_auroc", auroc)]:
+            assert record["metrics"][name]["mean"] == pytest.approx(np.mean(values), rel=1e-12)
+            assert record["metrics"][name]["std"] == pytest.approx(np.std(values, ddof=1), rel=1e-12)
+    assert hem["metrics"]["unknown_class_auroc"]["p"] == pytest.approx(
+        stats.ttest_ind(HEM_AUROC, CE_AUROC, equal_var=True).pvalue, rel=1e-9)
+
+
+def test_tiny_p_is_shown_as_below_one_in_a_thousand(tmp_path):
+    # [99, 99.1, 99.2] vs [90, 90.1, 90.2]: t = 9 / (0.1 sqrt(2/3)) = 110.2 with 4 degrees of freedom,
+    # p = 4.0e-8, far below 0.001.
+    write_runs(tmp_path, "ce", [90.0, 90.1, 90.2])
+    write_runs(tmp_path, "hem", [99.0, 99.1, 99.2])
+    _, _, _, hem = github_cells(tmp_path)
+    assert hem[6:8] == ["+9.00", "<0.001*"]
 
 
 def test_unknown_format_lists_the_valid_ones(runs):
@@ -345,6 +358,86 @@ def test_metrics_restrict_and_order_columns(runs):
 def test_unknown_metric_lists_the_present_ones(runs):
     with pytest.raises(HemError, match="'dar_linf'.*clean_accuracy, unknown_class_auroc"):
         report(runs, metrics=["dar_linf"], warn=lambda message: None)
+
+
+def test_metrics_naming_nothing_is_an_error(runs):
+    with pytest.raises(HemError, match="--metrics names no metric; present: clean_accuracy, unknown_class_auroc"):
+        report(runs, metrics=",", warn=lambda message: None)
+
+
+# ---------------------------------------------------------------- each file once, every skip warned
+
+
+def test_a_folder_reached_twice_counts_once(runs):
+    assert [row["n"] for row in as_json([runs, runs / ".." / runs.name])] == [3, 3]
+    (runs / "again").symlink_to(runs / "ce")
+    (runs / "one.json").symlink_to(runs / "hem" / "seed0" / "result.json")
+    assert [row["n"] for row in as_json(runs)] == [3, 3]
+
+
+def test_link_loop_and_broken_link_are_warned(runs):
+    (runs / "ce" / "loop").symlink_to(runs)
+    (runs / "gone.json").symlink_to(runs / "missing.json")
+    (runs / "self").symlink_to(runs / "self")
+    warnings = []
+    rows = json.loads(report(runs, fmt="json", warn=warnings.append))
+    assert [row["n"] for row in rows] == [3, 3]
+    assert sorted(warnings) == [
+        f"skipping {runs / 'ce' / 'loop'}: a link back to {runs.resolve()}, which is already being searched",
+        f"skipping {runs / 'gone.json'}: a broken link (or a loop of links)",
+        f"skipping {runs / 'self'}: a broken link (or a loop of links)",
+    ]
+
+
+def test_unreadable_folder_is_warned(runs, monkeypatch):
+    import os
+
+    real_scandir = os.scandir
+
+    def scandir(path):
+        if Path(path).name == "hem":
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    warnings = []
+    rows = json.loads(report(runs, fmt="json", warn=warnings.append))
+    assert [row["loss"] for row in rows] == ["ce"]
+    assert warnings == [f"skipping {runs / 'hem'}: cannot read the folder (Permission denied)"]
+
+
+@pytest.mark.parametrize("stored, shown", [
+    ('"97"', 'is not a number ("97")'), ("null", "is not a number (null)"), ("true", "is not a number (true)"),
+    ("NaN", "is nan"), ("-Infinity", "is -inf"), ("9" * 5000, "is inf"),
+    ("9" * 400, "is too large for a number (400 digits)"),
+], ids=["string", "null", "bool", "nan", "-inf", "5000 digits", "400 digits"])
+def test_a_metric_that_is_no_finite_number_is_left_out_with_a_warning(runs, stored, shown):
+    bad = runs / "hem" / "seed2" / "result.json"
+    text = json.dumps(make_result("hem", 2, {"clean_accuracy": 0.0, "unknown_class_auroc": HEM_AUROC[2]}))
+    write(bad, text.replace("0.0", stored, 1))
+    warnings = []
+    _, hem = json.loads(report(runs, fmt="json", warn=warnings.append))
+    assert warnings == [f"{bad}: metric 'clean_accuracy' {shown}; left out of the table"]
+    assert hem["n"] == 3 and hem["metrics"]["clean_accuracy"]["n"] == 2
+    assert hem["metrics"]["clean_accuracy"]["mean"] == pytest.approx(np.mean(HEM_ACCURACY[:2]))
+    assert hem["metrics"]["unknown_class_auroc"]["n"] == 3
+
+
+def test_huge_values_average_without_overflow(tmp_path):
+    write_runs(tmp_path, "ce", [1e308, 1e308, 1e308])
+    write_runs(tmp_path, "hem", [1.7e308, -1.7e308])
+    ce, hem = as_json(tmp_path)
+    assert (ce["metrics"]["clean_accuracy"]["mean"], ce["metrics"]["clean_accuracy"]["std"]) == (1e308, 0.0)
+    # mean 0; std sqrt(2 * 1.7e308^2 / 1) = 2.40e308 is beyond the largest float: infinite, not an error
+    assert hem["metrics"]["clean_accuracy"]["mean"] == 0.0
+    assert "inf" in report(tmp_path, warn=lambda message: None)
+
+
+def test_deeply_nested_json_is_skipped_with_a_warning(runs):
+    deep = write(runs / "deep.json", "[" * 100_000 + "]" * 100_000)
+    warnings = []
+    report(runs, warn=warnings.append)
+    assert warnings == [f"skipping {deep}: nested too deeply to be a result"]
 
 
 def test_report_imports_neither_torch_nor_scipy():

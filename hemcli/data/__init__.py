@@ -6,6 +6,8 @@ there (airbench-style), so no DataLoader workers are needed.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -34,8 +36,11 @@ class ArrayData:
 
 
 def data_root(root: str | None) -> Path:
-    """``--data-root``, else ``$HEM_DATA``, else ``./data``."""
-    return Path(root or os.environ.get("HEM_DATA") or "data").expanduser()
+    """``--data-root``, else ``$HEM_DATA``, else ``./data``; it may be missing, but not a file."""
+    path = Path(root or os.environ.get("HEM_DATA") or "data").expanduser()
+    if path.exists() and not path.is_dir():
+        raise HemError(f"data root {path} is not a folder")
+    return path
 
 
 def load_digits(root: str | None = None, download: bool = True) -> ArrayData:
@@ -59,7 +64,7 @@ def _mnist_family(folder: str, torchvision_cls: str) -> Callable[..., ArrayData]
         from hemcli.data import idx
 
         raw = data_root(root) / folder / "raw"
-        if not idx.has_split(raw, "train") and download:
+        if download and not (idx.has_split(raw, "train") and idx.has_split(raw, "test")):
             _download(torchvision_cls, data_root(root))
         train_x, train_y = idx.read_split(raw, "train")
         test_x, test_y = idx.read_split(raw, "test")
@@ -70,26 +75,55 @@ def _mnist_family(folder: str, torchvision_cls: str) -> Callable[..., ArrayData]
 
 
 def _download(torchvision_cls: str, root: Path) -> None:
-    """Let torchvision fetch the files where the network allows; say so in one line if not."""
+    """Let torchvision fetch the files where the network allows; say so in one line if not.
+
+    The download goes to a temporary folder and only complete files are moved under ``root``, so a
+    failed download (offline) leaves ``root`` exactly as it was.
+    """
     import torchvision.datasets as tvd
 
-    try:
-        for train in (True, False):
-            getattr(tvd, torchvision_cls)(str(root), train=train, download=True)
-    except Exception as err:  # any network or checksum failure: the files are simply not there
-        reason = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
-        raise HemError(f"could not download {torchvision_cls} into {root} ({reason}); "
-                       f"put the IDX files in {root / torchvision_cls / 'raw'} or pass --data-root") from None
+    raw = root / torchvision_cls / "raw"
+    with tempfile.TemporaryDirectory(prefix="hem-download-") as tmp:
+        try:
+            for train in (True, False):
+                getattr(tvd, torchvision_cls)(tmp, train=train, download=True)
+        except Exception as err:  # any network or checksum failure: the files are simply not there
+            lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+            reason = lines[-1][:160] if lines else type(err).__name__  # torchvision ends with the cause
+            raise HemError(f"could not download {torchvision_cls} into {root} ({reason}); "
+                           f"put the IDX files in {raw} or pass --data-root") from None
+        try:
+            raw.mkdir(parents=True, exist_ok=True)
+            for file in (Path(tmp) / torchvision_cls / "raw").iterdir():
+                if not (raw / file.name).exists():
+                    shutil.move(str(file), raw / file.name)
+        except OSError as err:
+            raise HemError(f"cannot write the downloaded {torchvision_cls} files to {raw}: "
+                           f"{err.strerror or err}") from None
 
 
-DATASETS: dict[str, Callable[..., ArrayData]] = {
-    "digits": load_digits,
-    "mnist": _mnist_family("MNIST", "MNIST"),
-    "fashion-mnist": _mnist_family("FashionMNIST", "FashionMNIST"),
-}
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A dataset of the registry: its loader ``loader(root, download) -> ArrayData`` and class count."""
+
+    name: str
+    loader: Callable[..., ArrayData]
+    num_classes: int
+    description: str
+
+
+DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
+    DatasetInfo("digits", load_digits, 10, "scikit-learn's bundled 8x8 digits (offline default)"),
+    DatasetInfo("mnist", _mnist_family("MNIST", "MNIST"), 10, "MNIST, 28x28"),
+    DatasetInfo("fashion-mnist", _mnist_family("FashionMNIST", "FashionMNIST"), 10, "Fashion-MNIST, 28x28"),
+)}
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    if name not in DATASETS:
+        raise unknown_name("dataset", name, DATASETS)
+    return DATASETS[name]
 
 
 def load_dataset(name: str, root: str | None = None, download: bool = True) -> ArrayData:
-    if name not in DATASETS:
-        raise unknown_name("dataset", name, DATASETS)
-    return DATASETS[name](root, download=download)
+    return dataset_info(name).loader(root, download=download)

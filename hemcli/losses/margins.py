@@ -19,8 +19,14 @@ DEFAULT_M = 2000.0
 
 
 def is_finite_number(value) -> bool:
-    """A real, finite number; True/False do not count (a YAML `true` is no margin)."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    """A real, finite number; True/False do not count (a YAML `true` is no margin), nor do integers
+    too large for a float (10**400)."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def checked_class_counts(class_counts, num_classes: int | None = None, owner: str = "class_counts"):

@@ -59,6 +59,15 @@ def build_loss(name: str, *, num_classes: int, class_counts=None, ignore_index: 
                         **{**info.defaults, **params})
 
 
+def check_loss(name: str, *, num_classes: int, **params) -> None:
+    """Every check ``build_loss`` makes on ``name`` and ``params``, before the class counts are known.
+
+    Builds the loss once with equal class counts and drops it: a task calls this before it loads
+    (and perhaps downloads) its data, so that a bad parameter is refused before anything is written.
+    """
+    build_loss(name, num_classes=num_classes, class_counts=[1.0] * num_classes, **params)
+
+
 def _check_param(info: LossInfo, key: str, value) -> None:
     if key not in info.defaults:
         valid = ", ".join(info.defaults) or "none"

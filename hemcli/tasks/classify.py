@@ -11,11 +11,11 @@ from pathlib import Path
 
 import torch
 
-from hemcli.data import DATASETS, load_dataset
+from hemcli.data import DATASETS, dataset_info, load_dataset
 from hemcli.device import DeviceManager, seed_everything
-from hemcli.errors import HemError
+from hemcli.errors import RunFailed
 from hemcli.models import ARCHS, build_model, count_parameters
-from hemcli.progress import Progress
+from hemcli.progress import Progress, warn
 from hemcli.recipes import Field
 from hemcli.results import build_result, environment
 from hemcli.train import (Checkpointer, TensorBatches, accuracy, common_fields, make_optimizer,
@@ -39,19 +39,19 @@ def schema() -> dict[str, Field]:
     }
 
 
-class Diverged(HemError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
-
-    exit_code = 1
-
-
 def setup(cfg: dict):
-    """Everything that can fail on bad input, done before any file is written."""
+    """Everything that can fail on bad input, done before any file is written.
+
+    The loss's parameters are checked before the data is loaded, since loading may download.
+    """
+    from hemcli.losses import build_loss, check_loss
+
     dm = DeviceManager.from_config(cfg)
+    loss = cfg["loss"]
+    check_loss(loss["name"], num_classes=dataset_info(cfg["dataset"]["name"]).num_classes, **loss["params"])
     data = load_dataset(cfg["dataset"]["name"], cfg["dataset"]["root"], cfg["dataset"]["download"])
-    from hemcli.losses import build_loss
-    loss_fn = build_loss(cfg["loss"]["name"], num_classes=data.num_classes,
-                         class_counts=data.class_counts(), **cfg["loss"]["params"])
+    loss_fn = build_loss(loss["name"], num_classes=data.num_classes, class_counts=data.class_counts(),
+                         **loss["params"])
     return dm, data, loss_fn
 
 
@@ -69,6 +69,8 @@ def run(cfg: dict, checkpoint: Path | None = None, resume: bool = False, quiet: 
     saver = Checkpointer(checkpoint, cfg) if checkpoint else None
     history, start = [], 1
     state = saver.load() if saver and resume else None
+    if saver and resume and state is None:
+        warn(f"no checkpoint at {checkpoint}; starting from epoch 1")
     if state:
         saver.restore(state, model, optimizer, scheduler, generator)
         history, start = state["history"], state["epoch"] + 1
@@ -82,12 +84,14 @@ def run(cfg: dict, checkpoint: Path | None = None, resume: bool = False, quiet: 
                                       lambda i, n: progress.batch(epoch, i, n))
         seconds = time.perf_counter() - tick
         if not math.isfinite(loss):
-            raise Diverged(f"loss became {loss} in epoch {epoch}; stopped, last good checkpoint kept"
-                           + (f" at {checkpoint}" if saver and epoch > 1 else ""))
+            kept = (f"last good checkpoint (epoch {history[-1]['epoch']}) kept at {checkpoint}"
+                    if saver and history else "no checkpoint was written yet")
+            raise RunFailed(f"loss became {loss} in epoch {epoch}; stopped, {kept}")
+        lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         test_acc = accuracy(model, test_x, test_y, dm)
         history.append({"epoch": epoch, "train_loss": loss, "train_accuracy": train_acc,
-                        "test_accuracy": test_acc, "seconds": seconds})
+                        "test_accuracy": test_acc, "lr": lr, "seconds": seconds})
         progress.epoch(epoch, seconds, loss=loss, train=train_acc, test=test_acc)
         if saver:
             saver.save(epoch, model, optimizer, scheduler, generator, history)

@@ -1,0 +1,123 @@
+"""Mutation check: change one line of hemcli/ on purpose and see that a test fails (`make mutants`).
+
+Each mutant is (name, file, the exact source text, its replacement, the tests expected to catch it).
+The change is made in a copy of the checkout in a temporary folder, never in the working tree; a
+mutant whose source text is gone (the code moved on) is reported as stale. A mutant that leaves
+its tests green is a hole in the suite. Not part of `make test`: it runs the suite once per mutant.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+MUTANTS = [
+    # the nine of issue 11, "What the tests let through"
+    ("HEM backward ignores the upstream gradient", "hemcli/losses/hem_function.py",
+     "sample_weight = positive * (grad_loss / n_positive)", "sample_weight = positive * (1.0 / n_positive)",
+     "tests/test_losses.py"),
+    ("la ignores tau", "hemcli/losses/functional.py",
+     "adjustment = (tau * log_prior.to(y.device, y.dtype))", "adjustment = (log_prior.to(y.device, y.dtype))",
+     "tests/test_losses.py"),
+    ("resume skips restoring the schedule", "hemcli/train.py",
+     'scheduler.load_state_dict(state["scheduler"])', "pass", "tests/test_classify.py"),
+    ("a bool is accepted as an int in a recipe", "hemcli/recipes.py",
+     '    if kind == "int":\n        return isinstance(value, int) and not isinstance(value, bool)',
+     '    if kind == "int":\n        return isinstance(value, int)', "tests/test_recipes.py"),
+    ("train_loss divided by the batch count", "hemcli/train.py",
+     "return loss_sum.item() / seen,", "return loss_sum.item() / len(sizes),", "tests/test_train.py"),
+    ("checkpoints written in place", "hemcli/train.py",
+     'write_atomic(self.path, lambda handle: torch.save(state, handle), what="checkpoint")',
+     "torch.save(state, self.path)", "tests/test_train.py"),
+    ("report's p < 0.001 formatting disabled", "hemcli/report.py",
+     'text = "<0.001" if summary.p < 0.001 else f"{summary.p:.3f}"', 'text = f"{summary.p:.3f}"',
+     "tests/test_report.py"),
+    ("crop_flip returns its input", "hemcli/train.py",
+     "    n, _, h, w = x.shape\n    padded", "    return x\n    n, _, h, w = x.shape\n    padded",
+     "tests/test_train.py"),
+    ("the loss modules' autocast-off guard removed", "hemcli/losses/modules.py",
+     "        with torch.autocast(device_type=logits.device.type, enabled=False):\n"
+     "            return self.loss(logits, targets.long())",
+     "        return self.loss(logits, targets.long())", "tests/test_losses.py"),
+    # this issue's own guards
+    ("YAML 1.1 numbers again", "hemcli/values.py",
+     "return yaml.load(text, Loader=HemLoader)", "return yaml.safe_load(text)", "tests/test_values.py"),
+    ("duplicate keys accepted", "hemcli/values.py", "            if duplicate:", "            if False:",
+     "tests/test_values.py tests/test_recipes.py"),
+    ("non-finite numbers accepted", "hemcli/values.py", "    if not math.isfinite(number):", "    if False:",
+     "tests/test_recipes.py tests/test_bad_input.py"),
+    ("integers out of range accepted", "hemcli/values.py", "    if not low <= value <= high:", "    if False:",
+     "tests/test_bad_input.py"),
+    ("a folder at the result path found only after training", "hemcli/runs/paths.py",
+     "        if target.exists() and not target.is_file():", "        if False:", "tests/test_bad_input.py"),
+    ("no lock", "hemcli/cli.py", "        with RunLock(path):", "        if True:",
+     "tests/test_cli_processes.py::test_a_second_run_on_the_same_path_is_refused_and_ctrl_c_says_how_to_resume"),
+    ("the lock's empty folders kept", "hemcli/runs/lock.py",
+     "        self._lock.release()\n        self._remove_created_folders()", "        self._lock.release()",
+     "tests/test_runs.py tests/test_classify.py"),
+    ("temporary file left after a failed write", "hemcli/runs/files.py",
+     "        Path(tmp).unlink(missing_ok=True)\n        raise HemError", "        raise HemError",
+     "tests/test_runs.py"),
+    ("checkpoint contents not checked", "hemcli/train.py",
+     "and all(isinstance(state.get(key), kind) for key, kind in _CHECKPOINT_FIELDS.items())", "and True",
+     "tests/test_train.py tests/test_bad_input.py"),
+    ("Ctrl-C hint lost", "hemcli/cli.py", "    except KeyboardInterrupt:\n        kept",
+     "    except ZeroDivisionError:\n        kept", "tests/test_classify.py"),
+    ("download straight into the data root", "hemcli/data/__init__.py",
+     "getattr(tvd, torchvision_cls)(tmp, train=train, download=True)",
+     "getattr(tvd, torchvision_cls)(str(root), train=train, download=True)", "tests/test_data.py"),
+    ("cpu:7 accepted", "hemcli/device.py", '(kind != "cuda" or not index.isdigit()', "(not index.isdigit()",
+     "tests/test_bad_input.py"),
+    ("loss parameters checked only after the data", "hemcli/tasks/classify.py",
+     '    check_loss(loss["name"]', '    0 and check_loss(loss["name"]', "tests/test_bad_input.py"),
+    ("resume without a checkpoint is silent", "hemcli/tasks/classify.py",
+     '        warn(f"no checkpoint at', '        0 and warn(f"no checkpoint at', "tests/test_classify.py"),
+    ("report counts a file twice", "hemcli/report.py",
+     "            found.setdefault(path.resolve(), path)\n\n\ndef load_results",
+     "            found.setdefault(path, path)\n\n\ndef load_results", "tests/test_report.py"),
+    ("report keeps NaN metrics", "hemcli/report.py",
+     "        return _is_number(value) and math.isfinite(value)", "        return _is_number(value)",
+     "tests/test_report.py"),
+    ("report overflows on 1e308", "hemcli/report.py",
+     "scale = math.ldexp(1.0, math.frexp(max(map(abs, values)))[1] - 1) if any(values) else 1.0",
+     "scale = 1.0", "tests/test_report.py"),
+]
+
+
+def run_mutant(name, file, old, new, tests) -> str:
+    with tempfile.TemporaryDirectory(prefix="hem-mutant-") as tmp:
+        copy = Path(tmp) / "hem"
+        shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".venv", ".git", "results", "__pycache__", ".*cache"))
+        source = copy / file
+        text = source.read_text()
+        if text.count(old) != 1:
+            return "STALE (source text not found once)"
+        source.write_text(text.replace(old, new))
+        env = {**os.environ, "PYTHONPATH": str(copy)}
+        done = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests.split()],
+                              cwd=copy, env=env, capture_output=True, text=True)
+        if done.returncode == 0:
+            return "SURVIVED (tests stayed green)"
+        failed = [line.split(" - ")[0] for line in done.stdout.splitlines() if line.startswith("FAILED")]
+        return f"caught by {failed[0][7:] if failed else 'an error: ' + done.stdout.splitlines()[-1]}"
+
+
+def main() -> int:
+    chosen = sys.argv[1:]
+    survived = 0
+    for name, file, old, new, tests in MUTANTS:
+        if chosen and not any(word in name for word in chosen):
+            continue
+        outcome = run_mutant(name, file, old, new, tests)
+        survived += not outcome.startswith("caught")
+        print(f"{name}: {outcome}", flush=True)
+    return 1 if survived else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""Atomic writes: a temporary file unique to this process in the target's folder, flushed to disk,
+then renamed over the target. A reader (or a resumed run) sees the old file or the new one, never
+half of one; a failed write (disk full) removes its temporary file and is one HemError line."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+from hemcli.errors import HemError
+
+
+def write_atomic(path: Path, write: Callable[[BinaryIO], None], what: str = "result") -> None:
+    """Call ``write(handle)`` on a fresh temporary file, then rename it to ``path``."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise HemError(f"cannot write {what} {path}: {err.strerror or err}") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise HemError(f"cannot write {what} {path}: {err.strerror or err}") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """``data`` as indented JSON; serialised first, so unserialisable data touches no file."""
+    text = json.dumps(data, indent=2, allow_nan=True) + "\n"
+    write_atomic(path, lambda handle: handle.write(text.encode("utf-8")))

@@ -1,0 +1,52 @@
+"""A run's files: ``<out>/<task>/<dataset>/<arch>/<loss>/seed<N>.json`` and its checkpoint and lock
+beside it, and the checks on them that need no write."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from hemcli.errors import HemError
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]")
+
+
+def run_name(cfg: dict) -> Path:
+    """``classify/digits/lenet/hem/seed0``: task, dataset, arch, loss, seed."""
+    parts = [cfg["task"], cfg["dataset"]["name"], cfg["model"]["arch"], cfg["loss"]["name"]]
+    return Path(*(_UNSAFE.sub("_", str(p)) for p in parts)) / f"seed{cfg['seed']}"
+
+
+def result_path(out_dir: str | Path, cfg: dict) -> Path:
+    return Path(out_dir) / run_name(cfg).with_suffix(".json")
+
+
+def checkpoint_path(result: Path) -> Path:
+    return result.with_suffix(".ckpt.pt")
+
+
+def lock_path(result: Path) -> Path:
+    return result.with_name(f".{result.name}.lock")
+
+
+def check_output(path: Path, overwrite: bool, resume: bool = False) -> None:
+    """Fail before any work, writing nothing, if the result may not or cannot be written."""
+    for kind, target in (("result", path), ("checkpoint", checkpoint_path(path))):
+        if target.exists() and not target.is_file():
+            raise HemError(f"the {kind} path {target} exists and is not a file; move it away or choose another --out")
+    if path.exists() and not (overwrite or resume):
+        raise HemError(f"result already exists: {path} (pass --overwrite to replace it)")
+    if path.exists() and resume and not overwrite:
+        raise HemError(f"run already finished: {path} (pass --overwrite to train it again)")
+    check_writable_folder(path.parent)
+
+
+def check_writable_folder(folder: Path) -> None:
+    """``folder`` exists as a writable folder, or could be created: its nearest existing ancestor is one."""
+    existing = folder
+    while not existing.exists() and not existing.is_symlink() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise HemError(f"cannot write results under {folder}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise HemError(f"cannot write results under {folder}: permission denied for {existing}")

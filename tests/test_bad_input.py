@@ -1,0 +1,221 @@
+"""The contract for bad input, case by case through the real command line: exit code 2, exactly one
+line on stderr (``hem: error: ...`` naming the problem), nothing on stdout, and nothing written --
+no result, no folder, no lock, no checkpoint, no downloaded file -- anywhere under the working folder.
+
+Each case is (id, command line, expected part of the message, setup). A setup writes the inputs a
+case needs (a broken recipe, a checkpoint that is not one) before the snapshot is taken.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hemcli.cli import main
+from hemcli.recipes import resolve
+from hemcli.tasks import classify
+
+BIG = "9" * 400
+RESULT = Path("results/classify/digits/lenet/hem/seed0.json")
+CHECKPOINT = RESULT.with_suffix(".ckpt.pt")
+
+
+def recipe(text: str | bytes, name: str = "r.yaml"):
+    def write(root: Path) -> None:
+        (root / name).write_bytes(text if isinstance(text, bytes) else text.encode())
+    return write
+
+
+def at(path: Path, content=None, folder=False):
+    """Put a file (``content``: bytes, or an object for torch.save) or a folder at ``path``."""
+    def write(root: Path) -> None:
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if folder:
+            target.mkdir()
+        elif isinstance(content, bytes):
+            target.write_bytes(content)
+        else:
+            torch.save(content, target)
+    return write
+
+
+def default_recipe() -> dict:
+    return resolve(classify.schema(), "classify")
+
+
+def checkpoint_of_the_default_recipe(root: Path) -> None:
+    from hemcli.train import Checkpointer, make_optimizer, make_scheduler
+
+    cfg = default_recipe()
+    (root / CHECKPOINT).parent.mkdir(parents=True)
+    model = torch.nn.Linear(2, 2)
+    optimizer = make_optimizer(cfg, model.parameters())
+    Checkpointer(root / CHECKPOINT, cfg).save(1, model, optimizer, make_scheduler(cfg, optimizer),
+                                              torch.Generator(), [])
+
+
+def idx_files(root: Path, splits=("t10k",), magic=2051) -> None:
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for split in splits:
+        header = np.array([magic, 2, 28, 28], dtype=">i4").tobytes()
+        (raw / f"{split}-images-idx3-ubyte").write_bytes(header + bytes(2 * 784))
+        (raw / f"{split}-labels-idx1-ubyte").write_bytes(np.array([2049, 2], dtype=">i4").tobytes() + bytes(2))
+
+
+CASES = [
+    # recipe files
+    ("recipe not UTF-8", ["-r", "r.yaml"], "recipe r.yaml is not UTF-8 text", recipe(bytes(range(128, 256)) * 8)),
+    ("recipe nested 20000 deep", ["-r", "r.yaml"], "recipe r.yaml is nested too deeply",
+     recipe("a: " + "{b: " * 20000 + "1" + "}" * 20000)),
+    ("recipe is /proc/self/mem", ["-r", "/proc/self/mem"], "cannot read recipe /proc/self/mem: Input/output error",
+     None),
+    ("recipe with a duplicate key", ["-r", "r.yaml"], "malformed YAML in r.yaml at line 3: duplicate key 'epochs'",
+     recipe("epochs: 3\nseed: 1\nepochs: 4\n")),
+    ("recipe malformed", ["-r", "r.yaml"], "malformed YAML in r.yaml at line 3", recipe("loss:\n  name: hem\n epochs: 3\n")),
+    ("recipe is a list", ["-r", "r.yaml"], "recipe r.yaml must be a mapping of keys to values, got list",
+     recipe("- 1\n- 2\n")),
+    ("recipe for another task", ["-r", "r.yaml"], "recipe r.yaml is for task 'segment', not 'classify'",
+     recipe("task: segment\n")),
+    ("recipe with an unknown key", ["-r", "r.yaml"], "unknown recipe key 'optim.learning_rate'",
+     recipe("optim: {learning_rate: 0.1}\n")),
+    ("recipe is a folder", ["-r", "folder"], "recipe folder is not a file", at(Path("folder"), folder=True)),
+    ("recipe missing", ["-r", "nope.yaml"], "recipe file not found: nope.yaml", None),
+    ("recipe larger than 1 MiB", ["-r", "r.yaml"], "recipe r.yaml is larger than 1 MiB",
+     recipe("seed: 1\n" + "#" * (1 << 20))),
+    # numbers
+    ("--lr .nan", ["--lr", ".nan"], "recipe key 'optim.lr' must be a finite number, got nan", None),
+    ("--lr .inf", ["--lr", ".inf"], "recipe key 'optim.lr' must be a finite number, got inf", None),
+    ("--lr 1e400", ["--lr", "1e400"], "recipe key 'optim.lr' must be a finite number, got inf", None),
+    ("--lr 400 digits", ["--lr", BIG], "recipe key 'optim.lr' is out of range for a number", None),
+    ("--lr -0.1", ["--lr", "-0.1"], "recipe key 'optim.lr' must be >= 0, got -0.1", None),
+    ("--lr fast", ["--lr", "fast"], "recipe key 'optim.lr' must be a number, got 'fast'", None),
+    ("weight_decay .inf", ["--set", "optim.weight_decay=.inf"], "'optim.weight_decay' must be a finite number", None),
+    ("gamma .nan", ["--set", "schedule.gamma=.nan"], "'schedule.gamma' must be a finite number, got nan", None),
+    ("loss M 400 digits", ["--set", f"loss.params.M={BIG}"], "'loss.params.M' must be <= 9223372036854775807", None),
+    ("loss M .nan", ["--set", "loss.params.M=.nan"], "'loss.params.M' must be a finite number, got nan", None),
+    ("--seed 2**64", ["--seed", "18446744073709551616"], "'seed' must be <= 9223372036854775807", None),
+    ("--seed 1:30", ["--seed", "1:30"], "recipe key 'seed' must be an integer, got '1:30'", None),
+    ("--seed -1", ["--seed", "-1"], "recipe key 'seed' must be >= 0, got -1", None),
+    ("--epochs true", ["--epochs", "true"], "recipe key 'epochs' must be an integer, got True", None),
+    ("--epochs 2.5", ["--epochs", "2.5"], "recipe key 'epochs' must be an integer, got 2.5", None),
+    ("--epochs -3", ["--epochs", "-3"], "recipe key 'epochs' must be >= 1, got -3", None),
+    ("--batch-size 0", ["--batch-size", "0"], "recipe key 'batch_size' must be >= 1, got 0", None),
+    ("milestone 0", ["--set", "schedule.milestones=[0, 5]"], "'schedule.milestones' must be >= 1, got 0", None),
+    ("deterministic yes", ["--set", "deterministic=yes"], "'deterministic' must be true or false, got 'yes'", None),
+    # names and keys
+    ("--device cpu:abc", ["--device", "cpu:abc"], "unknown device 'cpu:abc'; valid choices: auto, cpu, cuda, mps, cuda:N",
+     None),
+    ("--device cpu:7", ["--device", "cpu:7"], "unknown device 'cpu:7'", None),
+    ("--device cuda:x", ["--device", "cuda:x"], "unknown device 'cuda:x'", None),
+    ("--device cuda:99", ["--device", "cuda:99"], "device 'cuda:99' is not available here", None),
+    ("--device tpu", ["--device", "tpu"], "unknown device 'tpu'", None),
+    ("--loss xent", ["--loss", "xent"], "unknown loss.name 'xent'; valid choices: ce, ", None),
+    ("--arch resnet9", ["--arch", "resnet9"], "unknown model.arch 'resnet9'; valid choices: mlp, lenet, convnet", None),
+    ("--dataset cifar11", ["--dataset", "cifar11"], "unknown dataset.name 'cifar11'; valid choices: digits, mnist",
+     None),
+    ("amp fp8", ["--set", "amp=fp8"], "unknown amp 'fp8'; valid choices: none, bf16, fp16", None),
+    ("eval fgsm", ["--set", "eval=[fgsm]"], "unknown eval 'fgsm'; valid choices: clean_accuracy", None),
+    ("unknown key", ["--set", "optim.lrr=0.1"], "unknown recipe key 'optim.lrr' (did you mean optim.lr?)", None),
+    ("loss param unknown", ["--set", "loss.params.Q=1"], "loss 'hem' has no parameter 'Q'; valid parameters: M,",
+     None),
+    ("loss param wrong type", ["--set", "loss.params.M=abc"], "loss 'hem': parameter 'M' must be a number", None),
+    ("loss param out of range", ["--set", "loss.params.margin=-1"], "loss 'hem': margin must be >= 0, got -1", None),
+    ("margin_index unknown", ["--set", "loss.params.margin_index=diagonal"], "margin_index must be one of logit",
+     None),
+    ("loss.params a list", ["--set", "loss.params=[1, 2]"], "recipe key 'loss.params' must be a mapping", None),
+    ("--set without =", ["--set", "epochs"], "--set needs KEY=VALUE, got 'epochs'", None),
+    ("--set without key", ["--set", "=3"], "--set needs KEY=VALUE, got '=3'", None),
+    ("--set unreadable", ["--set", "epochs=[1"], "--set epochs: cannot read value '[1'", None),
+    ("unknown option", ["--epoch", "3"], "No such option: --epoch", None),
+    # where the result goes
+    ("--out below a file", ["--out", "blocker/results"], "cannot write results under blocker/results/classify",
+     at(Path("blocker"), b"x")),
+    ("a folder at the result path", [], f"the result path {RESULT} exists and is not a file",
+     at(RESULT, folder=True)),
+    ("a folder at the result path, --overwrite", ["--overwrite"], "exists and is not a file", at(RESULT, folder=True)),
+    ("a folder at the checkpoint path", ["--resume"], f"the checkpoint path {CHECKPOINT} exists and is not a file",
+     at(CHECKPOINT, folder=True)),
+    ("result exists", [], f"result already exists: {RESULT} (pass --overwrite to replace it)", at(RESULT, b"{}")),
+    ("--resume a finished run", ["--resume"], f"run already finished: {RESULT}", at(RESULT, b"{}")),
+    # checkpoints
+    ("--resume over an empty file", ["--resume"], f"cannot read checkpoint {CHECKPOINT}: not a hem checkpoint",
+     at(CHECKPOINT, b"")),
+    ("--resume over random bytes", ["--resume"], "not a hem checkpoint", at(CHECKPOINT, bytes(range(256)))),
+    ("--resume over a saved list", ["--resume"], "not a hem checkpoint", at(CHECKPOINT, [1, 2, 3])),
+    ("--resume over a bare tensor", ["--resume"], "not a hem checkpoint", at(CHECKPOINT, torch.zeros(3))),
+    ("--resume over a dict without model", ["--resume"], "not a hem checkpoint",
+     lambda root: at(CHECKPOINT, {"format": "hem-checkpoint/1", "epoch": 1, "recipe": default_recipe()})(root)),
+    ("--resume with another recipe", ["--resume", "--lr", "0.5"], "was made with another recipe; resume with the "
+     "same options or pass --overwrite", lambda root: checkpoint_of_the_default_recipe(root)),
+    # data
+    ("data missing", ["--dataset", "mnist", "--data-root", "empty", "--set", "dataset.download=false"],
+     "train split missing in empty/MNIST/raw: need train-images-idx3-ubyte[.gz]", None),
+    ("data incomplete", ["--dataset", "mnist", "--data-root", "d", "--set", "dataset.download=false"],
+     "train split missing in d/MNIST/raw", lambda root: idx_files(root / "d")),
+    ("data with a bad magic number", ["--dataset", "mnist", "--data-root", "d", "--set", "dataset.download=false"],
+     "is not an IDX images file (bad magic number)", lambda root: idx_files(root / "d", ("train", "t10k"), 2049)),
+    ("data root is a file", ["--dataset", "mnist", "--data-root", "blocker"], "data root blocker is not a folder",
+     at(Path("blocker"), b"x")),
+    ("data offline", ["--dataset", "fashion-mnist", "--data-root", "nodata"],
+     "could not download FashionMNIST into nodata", None),
+    ("a bad loss parameter before any download", ["--dataset", "fashion-mnist", "--data-root", "nodata",
+                                                   "--set", "loss.params.Q=1"], "loss 'hem' has no parameter 'Q'", None),
+]
+
+REPORT_CASES = [
+    ("report: missing path", ["report", "nope"], "no such file or directory: nope", None),
+    ("report: nothing found", ["report", "empty"], "no result files under empty", at(Path("empty"), folder=True)),
+    ("report: format xml", ["report", ".", "--format", "xml"], "unknown format 'xml'; valid choices: csv, github",
+     None),
+    ("report: --metrics ,", ["report", "r", "--metrics", ","], "--metrics names no metric; present: clean_accuracy",
+     lambda root: at(Path("r/x.json"), b'{"schema_version": 1, "task": "classify", "status": "complete", '
+                     b'"recipe": {}, "metrics": {"clean_accuracy": 90}}')(root)),
+    ("report: unknown metric", ["report", "r", "--metrics", "dar"], "unknown metric 'dar'; valid choices: clean_acc",
+     lambda root: at(Path("r/x.json"), b'{"schema_version": 1, "task": "classify", "status": "complete", '
+                     b'"recipe": {}, "metrics": {"clean_accuracy": 90}}')(root)),
+]
+
+
+def snapshot(root: Path) -> dict:
+    """Every file and folder with its size and time stamp. Folders' own time stamps are left out: a
+    checkpoint is read under the run's lock, whose file is made and removed in the existing folder."""
+    return {str(p.relative_to(root)): (p.is_dir(), 0, 0) if p.is_dir() else (False, p.stat().st_size,
+                                                                             p.stat().st_mtime_ns)
+            for p in root.rglob("*")}
+
+
+def check_case(tmp_path, monkeypatch, capsys, argv, message, setup):
+    import torchvision.datasets as tvd
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HEM_DATA", raising=False)
+    monkeypatch.setattr(tvd.FashionMNIST, "mirrors", ["http://127.0.0.1:9/"])  # offline, at once
+    if setup:
+        setup(tmp_path)
+    before = snapshot(tmp_path)
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1 and err.startswith("hem: error: ") and "Traceback" not in err
+    assert message in err
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("argv, message, setup", [pytest.param(
+    argv, message, setup, id=name, marks=pytest.mark.skipif(
+        "/proc/" in " ".join(argv) and not os.path.exists("/proc/self/mem"), reason="no /proc here"))
+    for name, argv, message, setup in CASES])
+def test_classify_bad_input(tmp_path, monkeypatch, capsys, argv, message, setup):
+    check_case(tmp_path, monkeypatch, capsys, ["classify", "--quiet", "--epochs", "1", *argv]
+               if "--epochs" not in argv else ["classify", "--quiet", *argv], message, setup)
+
+
+@pytest.mark.parametrize("argv, message, setup", [pytest.param(*case[1:], id=case[0]) for case in REPORT_CASES])
+def test_report_bad_input(tmp_path, monkeypatch, capsys, argv, message, setup):
+    check_case(tmp_path, monkeypatch, capsys, argv, message, setup)
+
