@@ -1,7 +1,6 @@
 """hemcli.runs: result paths and their checks, atomic writes, and the one-run-per-path lock."""
 import errno
 import json
-import os
 import subprocess
 import sys
 
