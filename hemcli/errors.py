@@ -29,6 +29,13 @@ class Interrupted(HemError):
     prefix = "hem: "
 
 
+def shown(value: object, spell=repr) -> str:
+    """``value`` spelled by ``spell`` (repr; json.dumps for JSON), cut short enough for a one-line
+    message: a 400-digit number becomes its first 24 characters and a count."""
+    text = spell(value)
+    return text if len(text) <= 40 else f"{text[:24]}... ({len(text)} characters)"
+
+
 def unknown_name(kind: str, name: object, valid) -> HemError:
     """An error for a name that is not one of ``valid``, listing the valid ones."""
     choices = ", ".join(sorted(str(v) for v in valid))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 from hemcli import values
-from hemcli.errors import HemError
+from hemcli.errors import HemError, shown
 
 _TYPE_NAMES = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false",
                "list[int]": "a list of integers", "list[str]": "a list of strings",
@@ -69,7 +69,7 @@ def _bounded(key: str, field: Field, kind: str, value):
 def check_value(key: str, field: Field, value: object) -> object:
     """Return ``value`` typed for ``field`` or raise a one-line HemError naming the key."""
     if not _is(field.kind, value):
-        raise HemError(f"recipe key {key!r} must be {_TYPE_NAMES[field.kind]}, got {values.shown(value)}")
+        raise HemError(f"recipe key {key!r} must be {_TYPE_NAMES[field.kind]}, got {shown(value)}")
     if field.kind == "dict":
         return values.check_plain(key, value)
     if field.kind.startswith("list["):
@@ -80,7 +80,7 @@ def check_value(key: str, field: Field, value: object) -> object:
     names = value if field.kind.startswith("list[") else [value]
     for name in names if choices is not None else []:
         if name not in choices:
-            raise HemError(f"unknown {key} {values.shown(name)}; valid choices: {', '.join(choices)}")
+            raise HemError(f"unknown {key} {shown(name)}; valid choices: {', '.join(choices)}")
     if field.check is not None and value is not None:
         field.check(value)
     return value
@@ -142,7 +142,7 @@ def parse_set(assignment: str) -> tuple[str, object]:
     """``optim.lr=1e-3`` -> ("optim.lr", 0.001); the value is read as YAML 1.2 (numbers, lists, true)."""
     key, sep, text = assignment.partition("=")
     if not sep or not key.strip():
-        raise HemError(f"--set needs KEY=VALUE, got {values.shown(assignment)}")
+        raise HemError(f"--set needs KEY=VALUE, got {shown(assignment)}")
     try:
         return key.strip(), values.read_value(text)
     except HemError as err:

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from hemcli.errors import HemError, unknown_name
+from hemcli.errors import HemError, shown, unknown_name
 
 FORMATS = ("github", "latex", "csv", "json")
 SUPPORTED_SCHEMA_VERSIONS = (1,)
@@ -172,7 +172,7 @@ def _usable_metrics(metrics: dict, path, warn: Callable[[str], None]) -> dict:
         elif _is_number(value):
             what = f"is too large for a number ({len(str(abs(value)))} digits)"
         else:
-            what = f"is not a number ({_shown(value)})"
+            what = f"is not a number ({shown(value, json.dumps)})"
         warn(f"{path}: metric {name!r} {what}; left out of the table")
     return usable
 
@@ -182,11 +182,6 @@ def _is_finite_number(value: object) -> bool:
         return _is_number(value) and math.isfinite(value)
     except OverflowError:  # an integer beyond the largest float
         return False
-
-
-def _shown(value: object) -> str:
-    text = json.dumps(value)
-    return text if len(text) <= 40 else text[:24] + f"... ({len(text)} characters)"
 
 
 def _parse_int(text: str) -> int | float:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from hemcli.errors import HemError
+from hemcli.errors import HemError, shown
 
 INT64_RANGE = (-(2 ** 63), 2 ** 63 - 1)
 MAX_RECIPE_BYTES = 1 << 20  # a recipe is a few hundred bytes; anything this large is not one
@@ -119,12 +119,6 @@ def read_yaml_file(path: Path, what: str = "recipe"):
 
 
 # ---------------------------------------------------------------- checks shared by every key
-
-
-def shown(value) -> str:
-    """``repr(value)`` short enough for a one-line message (a 400-digit number is cut)."""
-    text = repr(value)
-    return text if len(text) <= 40 else f"{text[:24]}... ({len(text)} characters)"
 
 
 def _number(bound) -> str:

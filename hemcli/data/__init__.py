@@ -63,9 +63,10 @@ def _mnist_family(folder: str, torchvision_cls: str) -> Callable[..., ArrayData]
     def load(root: str | None = None, download: bool = True) -> ArrayData:
         from hemcli.data import idx
 
-        raw = data_root(root) / folder / "raw"
+        base = data_root(root)
+        raw = base / folder / "raw"
         if download and not (idx.has_split(raw, "train") and idx.has_split(raw, "test")):
-            _download(torchvision_cls, data_root(root))
+            _download(torchvision_cls, base)
         train_x, train_y = idx.read_split(raw, "train")
         test_x, test_y = idx.read_split(raw, "test")
         return ArrayData(train_x, train_y, test_x, test_y, num_classes=10)
