@@ -13,7 +13,7 @@ from typing import List, Optional
 
 import typer
 
-from hemcli.errors import HemError, Interrupted
+from hemcli.errors import HemError, Interrupted, RunFailed
 
 app = typer.Typer(
     name="hem",
@@ -25,12 +25,6 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-# Flags are shorthand for recipe keys; their values are read like --set values (as YAML) and
-# checked by the recipe schema, so `--epochs abc` and `--set epochs=abc` fail the same way.
-_FLAG_KEYS = {"dataset": "dataset.name", "arch": "model.arch", "loss": "loss.name", "epochs": "epochs",
-              "seed": "seed", "lr": "optim.lr", "batch_size": "batch_size", "device": "device",
-              "data_root": "dataset.root"}
-
 RecipeOpt = typer.Option(None, "--recipe", "-r", help="Recipe YAML; flags and --set override it.")
 SetOpt = typer.Option([], "--set", "-s", metavar="KEY=VALUE",
                       help="Set any recipe key, e.g. --set optim.lr=0.05 or --set loss.params.M=1000 (repeatable).")
@@ -40,10 +34,10 @@ ResumeOpt = typer.Option(False, "--resume", help="Continue an interrupted run fr
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress output.")
 
 
-_TEXT_FLAGS = ("dataset", "arch", "loss", "device", "data_root")  # names and paths stay strings
-
-
 def _flag_values(**flags) -> dict:
+    """Flags as recipe keys; their values are read like --set values (as YAML) and checked by the
+    recipe schema, so `--epochs abc` and `--set epochs=abc` fail the same way."""
+    from hemcli.runs.spec import FLAG_KEYS, TEXT_FLAGS
     from hemcli.values import read_value
 
     values = {}
@@ -51,42 +45,42 @@ def _flag_values(**flags) -> dict:
         if text is None:
             continue
         try:
-            value = text if name in _TEXT_FLAGS else read_value(text)
+            value = text if name in TEXT_FLAGS else read_value(text)
         except HemError:
             value = text  # refused by the schema with the key's name: "must be a number, got '[1'"
-        values[_FLAG_KEYS[name]] = value
+        values[FLAG_KEYS[name]] = value
     return values
 
 
-def _train_task(task, recipe, flags: dict, sets, out, overwrite, resume, quiet, deterministic) -> None:
-    """Shared by every training command: every check, then lock, run, write atomically, print the path."""
-    from hemcli import recipes
-    from hemcli.runs.files import write_json_atomic
-    from hemcli.runs.lock import RunLock
-    from hemcli.runs.paths import check_output, checkpoint_path, result_path
+def _train_task(task: str, recipe, flags: dict, sets, out, overwrite, resume, quiet, deterministic) -> None:
+    """Shared by every training command: plan (every check), train, write atomically, print the path."""
+    from hemcli.runs import execute
+    from hemcli.runs.paths import checkpoint_path
+    from hemcli.runs.spec import plan_run
 
     if deterministic:
         sets = [*sets, "deterministic=true"]
-    cfg = recipes.resolve(task.schema(), task.schema()["task"].default, recipe, flags, sets)
-    path = result_path(out, cfg)
-    checkpoint = checkpoint_path(path)
-    check_output(path, overwrite, resume)
-    prepared = task.setup(cfg)
+    spec = plan_run(task, recipe, flags, sets, out)
+    if recipe is not None and _has_grid(recipe):
+        from hemcli.progress import warn
+        warn(f"{recipe} has a grid: block; hem {task} runs one run of it (hem sweep {task} runs the grid)")
     try:
-        with RunLock(path):
-            check_output(path, overwrite, resume)  # again: a run on this path may have finished meanwhile
-            if overwrite and not resume:
-                checkpoint.unlink(missing_ok=True)
-            result = task.run(cfg, checkpoint=checkpoint, resume=resume, quiet=quiet, prepared=prepared)
-            write_json_atomic(path, result)
+        result = execute.train(spec, overwrite=overwrite, resume=resume, quiet=quiet)
     except KeyboardInterrupt:
+        checkpoint = checkpoint_path(spec.path)
         kept = (f"continue with --resume (checkpoint {checkpoint})" if checkpoint.is_file()
                 else "no checkpoint was written yet")
         raise Interrupted(f"interrupted; {kept}") from None
     if not quiet:
         shown = ", ".join(f"{k} {v:.2f}" for k, v in result["metrics"].items())
-        print(f"{shown}  ->  {path}", file=sys.stderr)
-    _emit(str(path))
+        print(f"{shown}  ->  {spec.path}", file=sys.stderr)
+    _emit(str(spec.path))
+
+
+def _has_grid(recipe) -> bool:
+    from hemcli.recipes import recipe_grid
+
+    return recipe_grid(recipe) is not None
 
 
 @app.command()
@@ -109,23 +103,89 @@ def classify(
     deterministic: bool = typer.Option(False, "--deterministic", help="Deterministic kernels."),
 ):
     """Train a classifier with a loss and measure clean test accuracy (default: digits, offline)."""
-    from hemcli.tasks import classify as task
-
     flags = _flag_values(dataset=dataset, arch=arch, loss=loss, epochs=epochs, seed=seed, lr=lr,
                          batch_size=batch_size, device=device, data_root=data_root)
-    _train_task(task, recipe, flags, set_, out, overwrite, resume, quiet, deterministic)
+    _train_task("classify", recipe, flags, set_, out, overwrite, resume, quiet, deterministic)
+
+
+ListOpt = "Comma-separated values or ranges, e.g. ce,hem or 0-4."
+
+
+@app.command(context_settings={"help_option_names": ["--help", "-h"]})
+def sweep(
+    task: str = typer.Argument(..., help="The task to sweep: classify."),
+    recipe: Optional[Path] = typer.Option(None, "--recipe", "-r",
+                                          help="Recipe YAML; a grid: block in it adds axes to the grid."),
+    dataset: Optional[str] = typer.Option(None, metavar="LIST", help=ListOpt),
+    arch: Optional[str] = typer.Option(None, metavar="LIST", help=ListOpt),
+    loss: Optional[str] = typer.Option(None, metavar="LIST", help=ListOpt),
+    epochs: Optional[str] = typer.Option(None, metavar="LIST", help=ListOpt),
+    seed: Optional[str] = typer.Option(None, metavar="LIST", help=ListOpt),
+    lr: Optional[str] = typer.Option(None, metavar="LIST", help=ListOpt),
+    batch_size: Optional[str] = typer.Option(None, metavar="LIST", help=ListOpt),
+    device: Optional[str] = typer.Option(None, metavar="LIST", help=ListOpt),
+    data_root: Optional[str] = typer.Option(None, help="Data folder."),
+    set_: List[str] = typer.Option([], "--set", "-s", metavar="KEY=A,B,...",
+                                   help="A recipe key and its values, e.g. --set loss.params.M=500,2000 (repeatable)."),
+    out: Path = OutOpt,
+    backend: str = typer.Option("local", help="local (worker processes), ray or slurm."),
+    jobs: Optional[int] = typer.Option(None, min=1, help="local: parallel runs (default: one per GPU, else 1)."),
+    address: Optional[str] = typer.Option(None, help="ray: HOST:PORT of a running cluster (default: a local instance)."),
+    cpus_per_run: Optional[int] = typer.Option(None, min=1, help="CPU threads per run (local: default cores / jobs; ray, slurm: 1)."),
+    gpus_per_run: Optional[int] = typer.Option(None, min=0, help="ray, slurm: GPUs per run (default 1 where there are GPUs)."),
+    slurm_partition: Optional[str] = typer.Option(None, help="slurm: partition."),
+    slurm_time: Optional[str] = typer.Option(None, help="slurm: time limit per run, minutes or [D-]HH:MM:SS (default 24:00:00)."),
+    slurm_array_parallelism: Optional[int] = typer.Option(None, min=1, help="slurm: runs of the array at a time."),
+    slurm_cluster: str = typer.Option("slurm", help="slurm: slurm, or local (submitit's local executor, to try a sweep)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print each run as a hem command line; run nothing."),
+    quiet: bool = QuietOpt,
+    deterministic: bool = typer.Option(False, "--deterministic", help="Deterministic kernels."),
+):
+    """Run a grid of one task: every list flag and --set takes A,B,C; finished runs are skipped."""
+    from hemcli import sweep as sweeps
+    from hemcli.sweep.backends import SLURM_CLUSTERS, BackendOptions, make_backend
+
+    if slurm_cluster not in SLURM_CLUSTERS:
+        raise HemError(f"unknown --slurm-cluster {slurm_cluster!r}; valid choices: {', '.join(SLURM_CLUSTERS)}")
+    flags = {"dataset": dataset, "arch": arch, "loss": loss, "epochs": epochs, "seed": seed, "lr": lr,
+             "batch_size": batch_size, "device": device, "data_root": data_root}
+    specs = sweeps.plan(task, recipe, flags, set_, out, deterministic)
+    options = BackendOptions(jobs, address, cpus_per_run, gpus_per_run, slurm_partition, slurm_time,
+                             slurm_array_parallelism, slurm_cluster)
+    runner = make_backend(backend, options, out)
+    sweeps.validate(specs, out, load_data=backend == "local" and not dry_run)
+    if dry_run:
+        _emit("\n".join(spec.shell_command() for spec in specs))
+        return
+    try:
+        outcomes = sweeps.run(specs, runner, quiet)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted; run the same command again to go on: finished runs are kept, "
+                          "interrupted ones resume from their checkpoints") from None
+    for line in sweeps.failure_summary(outcomes):
+        print(line, file=sys.stderr)
+    finished = [spec.path for spec in specs if spec.path.is_file()]
+    if finished:
+        from hemcli.report import report as make_report
+        _emit(make_report(finished, warn=lambda line: print(line, file=sys.stderr)))
+    failed = sum(outcome["status"] == "failed" for _, outcome in outcomes)
+    if failed:
+        raise RunFailed(f"{failed} of {len(specs)} runs failed (listed above)")
 
 
 @app.command()
 def report(
     paths: List[Path] = typer.Argument(..., help="Result files or folders (searched recursively)."),
-    format: str = typer.Option("github", "--format", "-f", help="github, latex, csv or json."),
+    format: str = typer.Option("github", "--format", "-f", help="github, latex, csv, json or html."),
     metrics: Optional[str] = typer.Option(None, help="Comma-separated metric columns to show."),
+    plot: Optional[Path] = typer.Option(None, "--plot", metavar="FILE.png",
+                                        help="Also draw each loss's difference to CE with its 95% interval."),
 ):
-    """Turn result files into a table: mean ± std over seeds, run count, difference to CE."""
+    """Results as a table by condition: mean ± std over seeds, n, difference to the matching CE condition."""
     from hemcli.report import report as make_report
 
-    _emit(make_report(paths, fmt=format, metrics=metrics, warn=lambda line: print(line, file=sys.stderr)))
+    _emit(make_report(paths, fmt=format, metrics=metrics, warn=lambda line: print(line, file=sys.stderr),
+                      plot=plot))
 
 
 @app.command()

@@ -13,7 +13,7 @@ def warn(text: str) -> None:
     print(f"hem: warning: {text}", file=sys.stderr, flush=True)
 
 
-def _clock(seconds: float) -> str:
+def clock(seconds: float) -> str:
     seconds = int(round(seconds))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
@@ -44,6 +44,6 @@ class Progress:
         self._epoch_seconds.append(seconds)
         mean = sum(self._epoch_seconds) / len(self._epoch_seconds)
         shown = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items())
-        eta = _clock(mean * (self.total - epoch))
+        eta = clock(mean * (self.total - epoch))
         prefix = "\r" if self.live else ""
         self.say(f"{prefix}{self.label}epoch {epoch}/{self.total}  {shown}  {seconds:.2f}s  ETA {eta}")

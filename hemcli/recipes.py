@@ -127,8 +127,10 @@ def unflatten(flat: Mapping[str, object]) -> dict:
     return tree
 
 
-def load_recipe_file(path: str | Path) -> dict:
-    """Read a recipe YAML (see ``hemcli.values``); every way it can be bad is a one-line HemError."""
+GRID_KEY = "grid"  # a recipe's sweep axes: read by `hem sweep`, not part of any one run's recipe
+
+
+def _read_mapping(path: str | Path) -> dict:
     path = Path(path)
     data = values.read_yaml_file(path)
     if data is None:
@@ -136,6 +138,19 @@ def load_recipe_file(path: str | Path) -> dict:
     if not isinstance(data, dict):
         raise HemError(f"recipe {path} must be a mapping of keys to values, got {type(data).__name__}")
     return data
+
+
+def load_recipe_file(path: str | Path) -> dict:
+    """Read a recipe YAML (see ``hemcli.values``), without its ``grid:`` block; every way it can be
+    bad is a one-line HemError."""
+    data = _read_mapping(path)
+    data.pop(GRID_KEY, None)
+    return data
+
+
+def recipe_grid(path: str | Path) -> object:
+    """The recipe's ``grid:`` block (``hemcli.sweep.grid`` reads it), or None."""
+    return _read_mapping(path).get(GRID_KEY)
 
 
 def parse_set(assignment: str) -> tuple[str, object]:

@@ -8,8 +8,6 @@ import os
 import subprocess
 from pathlib import Path
 
-from hemcli.runs.paths import run_name
-
 SCHEMA_VERSION = 1
 
 
@@ -34,11 +32,12 @@ def environment(device_info: dict) -> dict:
 
 
 def build_result(cfg: dict, metrics: dict, history: list, env: dict, timings: dict) -> dict:
+    """The record a task returns; ``hemcli.runs.execute`` adds where it is written (``run``) and its
+    ``condition`` (id, label, the keys that differ from the recipe)."""
     return {
         "schema_version": SCHEMA_VERSION,
         "task": cfg["task"],
         "status": "complete",
-        "run": str(run_name(cfg)),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "seed": cfg["seed"],
         "recipe": cfg,

@@ -22,3 +22,10 @@ def needs_shared(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"real data not present at {path}")
     return path
+
+
+def planned_result(out, flags: dict | None = None, sets=()) -> Path:
+    """Where `hem classify` writes the run these recipe keys (dotted, as --set takes them) describe."""
+    from hemcli.runs.spec import plan_run
+
+    return plan_run("classify", None, flags or {}, list(sets), out).path

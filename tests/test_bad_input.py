@@ -14,12 +14,13 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import planned_result
 from hemcli.cli import main
 from hemcli.recipes import resolve
 from hemcli.tasks import classify
 
 BIG = "9" * 400
-RESULT = Path("results/classify/digits/lenet/hem/seed0.json")
+RESULT = planned_result("results", {"epochs": 1})  # the run of `hem classify --epochs 1`
 CHECKPOINT = RESULT.with_suffix(".ckpt.pt")
 
 
@@ -44,13 +45,18 @@ def at(path: Path, content=None, folder=False):
 
 
 def default_recipe() -> dict:
-    return resolve(classify.schema(), "classify")
+    from hemcli.runs.spec import plan_run
+
+    return plan_run("classify", None, {"epochs": 1}, [], "results").cfg
 
 
-def checkpoint_of_the_default_recipe(root: Path) -> None:
+def checkpoint_of_the_default_recipe(root: Path, lr: float | None = None) -> None:
+    """A checkpoint at the default run's path; with ``lr``, made by a recipe with that learning rate."""
     from hemcli.train import Checkpointer, make_optimizer, make_scheduler
 
     cfg = default_recipe()
+    if lr is not None:
+        cfg["optim"]["lr"] = lr
     (root / CHECKPOINT).parent.mkdir(parents=True)
     model = torch.nn.Linear(2, 2)
     optimizer = make_optimizer(cfg, model.parameters())
@@ -150,8 +156,8 @@ CASES = [
     ("--resume over a bare tensor", ["--resume"], "not a hem checkpoint", at(CHECKPOINT, torch.zeros(3))),
     ("--resume over a dict without model", ["--resume"], "not a hem checkpoint",
      lambda root: at(CHECKPOINT, {"format": "hem-checkpoint/1", "epoch": 1, "recipe": default_recipe()})(root)),
-    ("--resume with another recipe", ["--resume", "--lr", "0.5"], "was made with another recipe; resume with the "
-     "same options or pass --overwrite", lambda root: checkpoint_of_the_default_recipe(root)),
+    ("--resume over a checkpoint of another recipe", ["--resume"], "was made with another recipe; resume with the "
+     "same options or pass --overwrite", lambda root: checkpoint_of_the_default_recipe(root, lr=0.5)),
     # data
     ("data missing", ["--dataset", "mnist", "--data-root", "empty", "--set", "dataset.download=false"],
      "train split missing in empty/MNIST/raw: need train-images-idx3-ubyte[.gz]", None),

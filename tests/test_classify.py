@@ -4,6 +4,7 @@ import json
 import pytest
 import torch
 
+from conftest import planned_result
 from hemcli.cli import main
 from hemcli.errors import HemError
 from hemcli.recipes import resolve
@@ -30,7 +31,7 @@ def test_default_recipe_trains_ce_and_hem_then_reports(capsys, tmp_path):
     for loss in ("ce", "hem"):
         assert main(["classify", "--loss", loss, "--out", str(out), "--quiet"]) == 0
     paths = capsys.readouterr().out.split()
-    assert paths == [str(out / f"classify/digits/lenet/{loss}/seed0.json") for loss in ("ce", "hem")]
+    assert paths == [str(planned_result(out, {"loss.name": loss})) for loss in ("ce", "hem")]
     for path in paths:
         result = json.loads(open(path).read())
         assert RESULT_FIELDS <= set(result)
@@ -117,7 +118,7 @@ def test_interrupted_mid_run_resumes_to_the_same_numbers(capsys, tmp_path, monke
     out = tmp_path / "resumed"
     capsys.readouterr()
     assert main(SCHEDULED + ["--out", str(out)]) == 130
-    checkpoint = out / "classify/digits/mlp/hem/seed0.ckpt.pt"
+    [checkpoint] = out.rglob("seed0.ckpt.pt")
     assert capsys.readouterr().err == f"hem: interrupted; continue with --resume (checkpoint {checkpoint})\n"
     assert torch.load(checkpoint, weights_only=True)["epoch"] == 2
     assert sorted(p.name for p in checkpoint.parent.iterdir()) == ["seed0.ckpt.pt"]  # lock released
@@ -131,7 +132,7 @@ def test_interrupted_mid_run_resumes_to_the_same_numbers(capsys, tmp_path, monke
 
 def test_resume_without_a_checkpoint_says_so_and_trains(capsys, tmp_path):
     assert main(["classify", "--arch", "mlp", "--epochs", "1", "--quiet", "--out", str(tmp_path), "--resume"]) == 0
-    checkpoint = tmp_path / "classify/digits/mlp/hem/seed0.ckpt.pt"
+    checkpoint = planned_result(tmp_path, {"model.arch": "mlp", "epochs": 1}).with_suffix(".ckpt.pt")
     assert capsys.readouterr().err == f"hem: warning: no checkpoint at {checkpoint}; starting from epoch 1\n"
 
 
@@ -156,7 +157,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(capsys, tmp_path, monkeyp
     poison_the_loss(monkeypatch, after_batches=23)  # 23 batches of 64 = epoch 1
     out = tmp_path / "out"
     code = main(["classify", "--arch", "mlp", "--epochs", "3", "--batch-size", "64", "--quiet", "--out", str(out)])
-    checkpoint = out / "classify/digits/mlp/hem/seed0.ckpt.pt"
+    checkpoint = planned_result(out, {"model.arch": "mlp", "epochs": 3, "batch_size": 64}).with_suffix(".ckpt.pt")
     assert code == 1
     assert capsys.readouterr().err == ("hem: error: loss became nan in epoch 2; stopped, last good checkpoint "
                                        f"(epoch 1) kept at {checkpoint}\n")

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from conftest import planned_result
 from hemcli.cli import main
 
 FAST = ["--epochs", "1", "--quiet"]
@@ -80,9 +81,13 @@ def test_overwrite_replaces_the_result_and_starts_a_fresh_checkpoint(capsys, tmp
     args = ["classify", "--arch", "mlp", "--epochs", "2", "--quiet", "--out", str(out)]
     assert hem(capsys, *args)[0] == 0
     [checkpoint] = out.rglob("*.ckpt.pt")
-    assert torch.load(checkpoint, weights_only=True)["epoch"] == 2
-    assert hem(capsys, *args[:4], "1", *args[5:], "--overwrite")[0] == 0
-    assert torch.load(checkpoint, weights_only=True)["epoch"] == 1
+    state = torch.load(checkpoint, weights_only=True)
+    state["epoch"], state["history"] = 1, state["history"][:1]
+    state["history"][0]["train_loss"] = 123.0  # a mark that only a resumed run would carry on
+    torch.save(state, checkpoint)
+    assert hem(capsys, *args, "--overwrite")[0] == 0
+    state = torch.load(checkpoint, weights_only=True)
+    assert state["epoch"] == 2 and state["history"][0]["train_loss"] != 123.0
     assert sorted(p.name for p in checkpoint.parent.iterdir()) == ["seed0.ckpt.pt", "seed0.json"]
 
 
@@ -91,7 +96,7 @@ def test_numbers_on_the_command_line_and_in_a_recipe_read_as_meant(capsys, tmp_p
     recipe.write_text("optim: {lr: 1e-3}\nepochs: 01\n")
     code, stdout, _ = hem(capsys, "classify", "-r", str(recipe), "--seed", "010", "--arch", "mlp", "--quiet",
                           "--out", str(tmp_path / "out"))
-    assert code == 0 and stdout.strip().endswith("classify/digits/mlp/hem/seed10.json")
+    assert code == 0 and stdout.strip().endswith("/seed10.json") and "/classify/digits/mlp/hem/" in stdout
     recipe_used = json.loads(open(stdout.strip()).read())["recipe"]
     assert (recipe_used["seed"], recipe_used["epochs"], recipe_used["optim"]["lr"]) == (10, 1, 0.001)
     code, stdout, _ = hem(capsys, "classify", "--lr", "2e-3", "--epochs", "1", "--arch", "mlp", "--quiet",
@@ -109,7 +114,7 @@ def test_a_full_disk_while_checkpointing_is_one_line(capsys, tmp_path, monkeypat
     monkeypatch.setattr(torch, "save", disk_full)
     out = tmp_path / "out"
     code, stdout, stderr = hem(capsys, "classify", "--arch", "mlp", "--epochs", "2", "--quiet", "--out", str(out))
-    checkpoint = out / "classify/digits/mlp/hem/seed0.ckpt.pt"
+    checkpoint = planned_result(out, {"model.arch": "mlp", "epochs": 2}).with_suffix(".ckpt.pt")
     assert (code, stdout) == (2, "")
     assert stderr == f"hem: error: cannot write checkpoint {checkpoint}: No space left on device\n"
     assert not out.exists()  # the temporary file is gone, and with it the folders the run made

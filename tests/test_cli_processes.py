@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import planned_result
+
 HEM = [sys.executable, "-m", "hemcli"]
 pytestmark = pytest.mark.slow
 
@@ -34,7 +36,7 @@ def test_a_second_run_on_the_same_path_is_refused_and_ctrl_c_says_how_to_resume(
     first = start(*args, cwd=tmp_path)
     wait_for_line(first, "epoch 2/200")  # holds the lock, and the checkpoint of epoch 1 exists
     second = subprocess.run([*HEM, *args], cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    lock = Path("out/classify/digits/mlp/hem/.seed0.json.lock")
+    lock = planned_result("out", {"epochs": 200, "model.arch": "mlp"}).with_name(".seed0.json.lock")
     assert second.returncode == 2 and second.stdout == ""
     assert second.stderr == (f"hem: error: another hem run is writing {lock.parent / 'seed0.json'} (its lock "
                              f"{lock} is held); wait for it, or choose another --seed or --out\n")
@@ -52,7 +54,7 @@ def test_concurrent_runs_into_one_folder(tmp_path):
     runs = [start("classify", "--epochs", "2", "--arch", "mlp", "--quiet", "--seed", str(seed), "--out", "out",
                   cwd=tmp_path) for seed in seeds]
     ended = [(run.wait(timeout=300), run.stdout.read(), run.stderr.read()) for run in runs]
-    by_seed = {}
+    by_seed, folder = {}, planned_result("out", {"epochs": 2, "model.arch": "mlp"}).parent
     for seed, (code, out, err) in zip(seeds, ended):
         by_seed.setdefault(seed, []).append((code, out, err))
     for seed, outcomes in by_seed.items():
@@ -61,8 +63,8 @@ def test_concurrent_runs_into_one_folder(tmp_path):
             if code == 2:  # refused at the lock, or after the winner had already finished
                 assert err.count("\n") == 1 and ("is held" in err or "result already exists" in err), err
             else:
-                assert out == f"out/classify/digits/mlp/hem/seed{seed}.json\n" and err == ""
-    folder = tmp_path / "out/classify/digits/mlp/hem"
+                assert out == f"{folder / f'seed{seed}.json'}\n" and err == ""
+    folder = tmp_path / folder
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         [f"seed{s}.json" for s in range(6)] + [f"seed{s}.ckpt.pt" for s in range(6)])
     assert all(json.loads((folder / f"seed{s}.json").read_text())["seed"] == s for s in range(6))

@@ -1,10 +1,13 @@
-"""`hem report`: finding and loading result files, grouping over seeds, statistics, CE comparison, formats."""
+"""`hem report`: finding and loading result files, grouping by condition, statistics, CE matching,
+marks, formats and the plot."""
 
 import csv
 import io
 import json
+import math
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -12,28 +15,42 @@ import pytest
 from scipy import stats
 
 from hemcli.errors import HemError
-from hemcli.report import build_rows, find_results, load_results, render, report
+from hemcli.report import build_rows, find_results, load_results, lower_is_better, render, report
+from hemcli.runs.condition import condition_of
 
 CE_ACCURACY = [90.0, 91.0, 92.5]
 HEM_ACCURACY = [93.0, 94.5, 95.0]
 CE_AUROC = [80.0, 82.0, 81.0]
 HEM_AUROC = [85.0, 84.0, 88.0]
+# What a new result records as loss.params: every default filled in.
+LOSS_DEFAULTS = {"ce": {"tau": 1.0}, "hem": {"M": 2000, "margin": None, "margin_index": "logit"},
+                 "focal": {"gamma": 2.0}}
+QUIET = {"warn": lambda message: None}
 
 
 def make_result(loss="hem", seed=0, metrics=None, task="classify", dataset="digits", arch="lenet",
-                status="complete", **recipe_extra):
-    """A result dict shaped like the ones `hem <task>` writes."""
+                status="complete", params=None, layout="new", **recipe_extra):
+    """A result dict shaped like the ones `hem <task>` writes.
+
+    ``layout="new"``: the loss's parameters with their defaults filled in (``params`` overrides some),
+    and a ``condition`` field. ``layout="old"``: ``params`` as given (``{}`` by default), no condition.
+    """
+    if layout == "new":
+        params = {**LOSS_DEFAULTS.get(loss, {}), **(params or {})}
     recipe = {
-        "task": task, "dataset": {"name": dataset, "root": None}, "model": {"arch": arch},
-        "loss": {"name": loss, "params": {}}, "optim": {"name": "sgd", "lr": 0.1},
-        "epochs": 30, "batch_size": 128, "seed": seed, **recipe_extra,
+        "task": task, "dataset": {"name": dataset, "root": f"/data/{seed}"}, "model": {"arch": arch},
+        "loss": {"name": loss, "params": params or {}}, "optim": {"name": "sgd", "lr": 0.1},
+        "epochs": 30, "batch_size": 128, "seed": seed, "device": "cpu" if seed % 2 else "cuda", **recipe_extra,
     }
-    return {
+    result = {
         "schema_version": 1, "task": task, "status": status, "recipe": recipe,
         "metrics": {"clean_accuracy": 97.5} if metrics is None else metrics,
         "history": [{"epoch": 1, "train_loss": 0.5, "train_accuracy": 80.0, "test_accuracy": 85.0, "seconds": 0.3}],
         "environment": {"python": "3.11"}, "timings": {"total_seconds": 12.0},
     }
+    if layout == "new":
+        result["condition"] = condition_of(recipe)
+    return result
 
 
 def write(path: Path, content) -> Path:
@@ -42,13 +59,13 @@ def write(path: Path, content) -> Path:
     return path
 
 
-def write_runs(root: Path, loss: str, accuracies, aurocs=None, **kwargs) -> None:
-    """One result per seed under root/<loss>/seed<k>/result.json (nested directories)."""
+def write_runs(root: Path, loss: str, accuracies, aurocs=None, name=None, **kwargs) -> None:
+    """One result per seed under root/<name or loss>/seed<k>/result.json (nested directories)."""
     for seed, accuracy in enumerate(accuracies):
         metrics = {"clean_accuracy": accuracy}
         if aurocs is not None and seed < len(aurocs):
             metrics["unknown_class_auroc"] = aurocs[seed]
-        write(root / loss / f"seed{seed}" / "result.json", make_result(loss, seed, metrics, **kwargs))
+        write(root / (name or loss) / f"seed{seed}" / "result.json", make_result(loss, seed, metrics, **kwargs))
 
 
 @pytest.fixture
@@ -59,14 +76,33 @@ def runs(tmp_path):
     return tmp_path
 
 
+def table_lines(text):
+    """The lines of a github table, each a list of stripped cell texts (line 1 is the rule)."""
+    return [[cell.strip() for cell in line.strip().strip("|").split("|")]
+            for line in text.splitlines() if line.startswith("|")]
+
+
 def github_cells(paths, **kwargs):
-    """The github table as a list of lines, each a list of stripped cell texts (line 1 is the rule)."""
-    lines = report(paths, warn=lambda message: None, **kwargs).splitlines()
-    return [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines]
+    return table_lines(report(paths, **QUIET, **kwargs))
+
+
+def github_rows(paths, **kwargs):
+    """The github table as one {header: cell} dict per row."""
+    header, _, *lines = github_cells(paths, **kwargs)
+    return [dict(zip(header, line)) for line in lines]
 
 
 def as_json(paths, **kwargs):
-    return json.loads(report(paths, fmt="json", warn=lambda message: None, **kwargs))
+    return json.loads(report(paths, fmt="json", **QUIET, **kwargs))
+
+
+def pooled_interval(values, baseline):
+    """The 95% interval of mean(values) - mean(baseline) from the pooled-variance t formula."""
+    n1, n2 = len(values), len(baseline)
+    pooled_sd = math.sqrt(((n1 - 1) * np.var(values, ddof=1) + (n2 - 1) * np.var(baseline, ddof=1)) / (n1 + n2 - 2))
+    half = stats.t.ppf(0.975, n1 + n2 - 2) * pooled_sd * math.sqrt(1 / n1 + 1 / n2)
+    delta = np.mean(values) - np.mean(baseline)
+    return delta - half, delta + half
 
 
 # ---------------------------------------------------------------- grouping and statistics
@@ -95,8 +131,9 @@ def test_std_by_hand():
 def test_single_run_has_no_std(tmp_path):
     write(tmp_path / "r.json", make_result("hem", 0, {"clean_accuracy": 97.5}))
     (row,) = as_json(tmp_path)
-    assert row["metrics"]["clean_accuracy"] == {"mean": 97.5, "std": None, "n": 1, "delta": None, "p": None}
-    assert "97.50 ± —" in report(tmp_path, warn=lambda message: None)
+    assert row["metrics"]["clean_accuracy"] == {"mean": 97.5, "std": None, "n": 1, "delta": None, "p": None,
+                                                "ci_low": None, "ci_high": None, "few_runs": None, "best": False}
+    assert "97.50 ± —" in report(tmp_path, **QUIET)
 
 
 def test_metric_missing_from_some_runs_counts_per_metric(tmp_path):
@@ -108,7 +145,7 @@ def test_metric_missing_from_some_runs_counts_per_metric(tmp_path):
     assert auroc["n"] == 2
     assert auroc["mean"] == pytest.approx(np.mean(HEM_AUROC[:2]))
     assert auroc["std"] == pytest.approx(np.std(HEM_AUROC[:2], ddof=1))
-    assert "(n=2)" in report(tmp_path, warn=lambda message: None)
+    assert "(n=2)" in report(tmp_path, **QUIET)
 
 
 def test_metric_absent_from_a_whole_group_is_empty(tmp_path):
@@ -142,48 +179,104 @@ def test_rows_sorted_by_task_dataset_arch_then_ce_first(tmp_path):
     ]
 
 
-def test_extra_grouping_key_splits_rows_and_compares_within_it(tmp_path):
+def test_a_strategy_is_an_ordinary_varying_key_and_splits_the_comparison(tmp_path):
     for strategy, offset in [("naive", 0.0), ("ewc", 10.0)]:
         for loss, values in [("ce", CE_ACCURACY), ("hem", HEM_ACCURACY)]:
             shifted = [value - offset for value in values]
             write_runs(tmp_path / strategy, loss, shifted, task="continual", strategy={"name": strategy})
     rows = as_json(tmp_path)
-    assert list(rows[0])[:6] == ["task", "dataset", "arch", "strategy", "loss", "n"]
-    assert [(row["strategy"], row["loss"]) for row in rows] == [
+    assert list(rows[0])[:5] == ["task", "dataset", "arch", "strategy.name", "loss"]
+    assert [(row["strategy.name"], row["loss"]) for row in rows] == [
         ("ewc", "ce"), ("ewc", "hem"), ("naive", "ce"), ("naive", "hem")]
     expected = np.mean(HEM_ACCURACY) - np.mean(CE_ACCURACY)
     for row in rows[1::2]:
+        assert row["baseline"] == "matched"
         assert row["metrics"]["clean_accuracy"]["delta"] == pytest.approx(expected)
 
 
 def test_no_extra_column_when_no_result_has_it(runs):
     assert "strategy" not in as_json(runs)[0]
-    assert "strategy" not in report(runs, warn=lambda message: None).splitlines()[0]
+    assert "strategy" not in report(runs, **QUIET).splitlines()[0]
+
+
+def test_seed_device_and_data_root_do_not_split_a_condition(runs):
+    # make_result gives each seed its own device and dataset.root: all of them are run keys
+    rows = as_json(runs)
+    assert [row["n"] for row in rows] == [3, 3]
+    assert set(rows[1]["condition"]) == {"task", "dataset.name", "model.arch", "loss.name", "loss.params.M",
+                                         "loss.params.margin", "loss.params.margin_index", "optim.name",
+                                         "optim.lr", "epochs", "batch_size"}
+
+
+def test_m_sweep_gives_an_m_column_and_compares_each_m_with_the_one_ce(tmp_path):
+    sweep = {500: [93.0, 94.0, 94.5], 2000: [95.0, 95.5, 97.0]}
+    write_runs(tmp_path, "ce", CE_ACCURACY)
+    for M, values in sweep.items():
+        write_runs(tmp_path, "hem", values, name=f"hem-{M}", params={"M": M})
+    rows = as_json(tmp_path)
+    assert [(row["loss"], row["M"]) for row in rows] == [("ce", None), ("hem", 500), ("hem", 2000)]
+    assert "M" not in rows[0]["condition"] and "loss.params.M" not in rows[0]["condition"]
+    assert [row["baseline"] for row in rows] == [None, "matched", "matched"]
+    for row in rows[1:]:
+        values = sweep[row["M"]]
+        summary = row["metrics"]["clean_accuracy"]
+        assert summary["delta"] == pytest.approx(np.mean(values) - np.mean(CE_ACCURACY))
+        assert summary["p"] == pytest.approx(stats.ttest_ind(values, CE_ACCURACY, equal_var=True).pvalue)
+        assert (summary["ci_low"], summary["ci_high"]) == pytest.approx(pooled_interval(values, CE_ACCURACY))
+        assert summary["few_runs"] is False
+    table = github_rows(tmp_path)
+    assert [(row["loss"], row["M"]) for row in table] == [("ce", ""), ("hem", "500"), ("hem", "2000")]
+    low, high = pooled_interval(sweep[500], CE_ACCURACY)
+    delta = np.mean(sweep[500]) - np.mean(CE_ACCURACY)
+    assert table[1]["clean_accuracy vs ce"] == f"{delta:+.2f} [{low:+.2f}, {high:+.2f}]"
+
+
+def test_one_m_typed_as_float_or_integer_is_one_condition(tmp_path):
+    write(tmp_path / "a.json", make_result("hem", 0, params={"M": 1000}))
+    write(tmp_path / "b.json", make_result("hem", 1, params={"M": 1000.0}))
+    assert [row["n"] for row in as_json(tmp_path)] == [2]
+
+
+@pytest.mark.parametrize("key, column, values", [
+    ("optim", "lr", [{"name": "sgd", "lr": 0.1}, {"name": "sgd", "lr": 0.01}]),
+    ("epochs", "epochs", [20, 3]),
+])
+def test_runs_differing_in_one_key_are_separate_rows_with_that_column(tmp_path, key, column, values):
+    for index, value in enumerate(values):
+        write_runs(tmp_path, "hem", [90.0 + index], name=f"hem-{index}", **{key: value})
+    rows = as_json(tmp_path)
+    assert [row["n"] for row in rows] == [1, 1]  # never merged
+    shown = sorted(value["lr"] if key == "optim" else value for value in values)
+    assert [row[column] for row in rows] == shown  # sorted numerically
+    assert [row[column] for row in github_rows(tmp_path)] == [str(value) for value in shown]
 
 
 # ---------------------------------------------------------------- difference to CE
 
 
-def test_difference_and_p_value_match_scipy(runs):
+def test_difference_p_value_and_interval_match_scipy(runs):
     ce, hem = as_json(runs)
     assert ce["metrics"]["clean_accuracy"]["delta"] is None and ce["metrics"]["clean_accuracy"]["p"] is None
+    assert ce["baseline"] is None and hem["baseline"] == "matched" and hem["ce_matches"] == 1
     for name, hem_values, ce_values in [("clean_accuracy", HEM_ACCURACY, CE_ACCURACY),
                                         ("unknown_class_auroc", HEM_AUROC, CE_AUROC)]:
         summary = hem["metrics"][name]
         assert summary["delta"] == pytest.approx(np.mean(hem_values) - np.mean(ce_values))
         assert summary["p"] == pytest.approx(stats.ttest_ind(hem_values, ce_values, equal_var=True).pvalue)
+        assert (summary["ci_low"], summary["ci_high"]) == pytest.approx(pooled_interval(hem_values, ce_values))
 
 
-def test_hand_computed_t_test(tmp_path):
-    # [4, 5, 6] vs [1, 2, 3]: pooled sd 1, t = 3 / sqrt(2/3) = 3.674 with 4 degrees of freedom, p = 0.0213.
+def test_hand_computed_t_test_and_interval(tmp_path):
+    # [4, 5, 6] vs [1, 2, 3]: pooled sd 1, t = 3 / sqrt(2/3) = 3.674 with 4 degrees of freedom, p = 0.0213;
+    # interval 3 ± t(0.975, 4) sqrt(2/3) = 3 ± 2.7764 * 0.8165 = 3 ± 2.2670.
     write_runs(tmp_path, "ce", [1.0, 2.0, 3.0])
     write_runs(tmp_path, "hem", [4.0, 5.0, 6.0])
     hem = as_json(tmp_path)[1]["metrics"]["clean_accuracy"]
     assert hem["delta"] == pytest.approx(3.0)
     assert hem["p"] == pytest.approx(0.0213, abs=5e-5)
-    header, _, _, hem_cells = github_cells(tmp_path)
-    hem_row = dict(zip(header, hem_cells))
-    assert hem_row["clean_accuracy vs ce"] == "+3.00" and hem_row["clean_accuracy p"] == "0.021*"
+    assert (hem["ci_low"], hem["ci_high"]) == pytest.approx((0.7330, 5.2670), abs=5e-5)
+    hem_row = github_rows(tmp_path)[1]
+    assert hem_row["clean_accuracy vs ce"] == "+3.00 [+0.73, +5.27]" and hem_row["clean_accuracy p"] == "0.021*"
 
 
 def test_not_significant_has_no_star(tmp_path):
@@ -191,39 +284,159 @@ def test_not_significant_has_no_star(tmp_path):
     write_runs(tmp_path, "hem", [1.5, 2.5, 3.5])
     hem = as_json(tmp_path)[1]["metrics"]["clean_accuracy"]
     assert hem["p"] > 0.05
-    header, _, _, hem_cells = github_cells(tmp_path)
-    assert dict(zip(header, hem_cells))["clean_accuracy p"] == f"{hem['p']:.3f}"
+    assert github_rows(tmp_path)[1]["clean_accuracy p"] == f"{hem['p']:.3f}"
+    assert "p < 0.05" not in report(tmp_path, **QUIET)  # no note for a mark that is not used
 
 
 @pytest.mark.parametrize("ce_runs, hem_runs", [(1, 3), (3, 1), (1, 1)])
-def test_no_comparison_with_fewer_than_two_runs(tmp_path, ce_runs, hem_runs):
+def test_one_run_on_a_side_gives_a_flagged_difference_without_p_or_interval(tmp_path, ce_runs, hem_runs):
     write_runs(tmp_path, "ce", CE_ACCURACY[:ce_runs])
     write_runs(tmp_path, "hem", HEM_ACCURACY[:hem_runs])
     hem = as_json(tmp_path)[1]["metrics"]["clean_accuracy"]
-    assert hem["delta"] is None and hem["p"] is None
-    assert "vs ce" not in report(tmp_path, warn=lambda message: None)
+    assert hem["delta"] == pytest.approx(np.mean(HEM_ACCURACY[:hem_runs]) - np.mean(CE_ACCURACY[:ce_runs]))
+    assert hem["p"] is None and hem["ci_low"] is None and hem["ci_high"] is None
+    assert hem["few_runs"] is True
+    assert github_rows(tmp_path)[1]["clean_accuracy vs ce"] == f"{hem['delta']:+.2f}†"
 
 
 def test_no_comparison_without_a_ce_row(tmp_path):
     write_runs(tmp_path, "hem", HEM_ACCURACY)
     write_runs(tmp_path, "focal", CE_ACCURACY)
-    assert all(row["metrics"]["clean_accuracy"]["delta"] is None for row in as_json(tmp_path))
+    rows = as_json(tmp_path)
+    assert all(row["metrics"]["clean_accuracy"]["delta"] is None for row in rows)
+    assert [row["baseline"] for row in rows] == ["none", "none"]
+    assert "vs ce" not in report(tmp_path, **QUIET)
 
 
-def test_identical_constant_samples_have_delta_but_no_p(tmp_path):
+def test_identical_constant_samples_have_delta_and_a_zero_width_interval_but_no_p(tmp_path):
     write_runs(tmp_path, "ce", [100.0, 100.0])
     write_runs(tmp_path, "hem", [100.0, 100.0])
     hem = as_json(tmp_path)[1]["metrics"]["clean_accuracy"]
     assert hem["delta"] == 0.0 and hem["p"] is None
+    assert (hem["ci_low"], hem["ci_high"]) == (0.0, 0.0)
 
 
-def test_p_left_empty_without_scipy(runs, monkeypatch):
+def test_p_and_interval_left_empty_without_scipy(runs, monkeypatch):
     monkeypatch.setitem(sys.modules, "scipy", None)  # makes `from scipy import stats` raise ImportError
     hem = as_json(runs)[1]["metrics"]["clean_accuracy"]
     assert hem["delta"] == pytest.approx(np.mean(HEM_ACCURACY) - np.mean(CE_ACCURACY))
-    assert hem["p"] is None
+    assert hem["p"] is None and hem["ci_low"] is None and hem["ci_high"] is None
 
 
+def test_no_ce_at_the_same_lr_is_said_not_guessed(tmp_path):
+    write_runs(tmp_path, "ce", CE_ACCURACY, optim={"name": "sgd", "lr": 0.01})
+    write_runs(tmp_path, "hem", HEM_ACCURACY)
+    ce, hem = as_json(tmp_path)
+    assert (hem["baseline"], hem["ce_matches"]) == ("none", 0)
+    assert hem["metrics"]["clean_accuracy"]["delta"] is None and hem["metrics"]["clean_accuracy"]["p"] is None
+    table = github_rows(tmp_path)
+    assert [(row["lr"], row["loss"], row["clean_accuracy vs ce"]) for row in table] == [
+        ("0.01", "ce", ""), ("0.1", "hem", "no CE match")]
+    assert table[1]["clean_accuracy p"] == ""
+    assert "no CE match / N CE match:" in report(tmp_path, **QUIET)
+    records = csv.DictReader(io.StringIO(report(tmp_path, fmt="csv", **QUIET)))
+    assert [(record["baseline"], record["clean_accuracy_delta"]) for record in records] == [("", ""), ("none", "")]
+
+
+def test_several_ce_matches_are_said_not_guessed(tmp_path):
+    write_runs(tmp_path, "ce", CE_ACCURACY, name="ce-1", params={"tau": 1.0})
+    write_runs(tmp_path, "ce", CE_ACCURACY[::-1], name="ce-half", params={"tau": 0.5})
+    write_runs(tmp_path, "hem", HEM_ACCURACY, HEM_AUROC)
+    rows = as_json(tmp_path)
+    assert [(row["loss"], row["tau"]) for row in rows] == [("ce", 0.5), ("ce", 1.0), ("hem", None)]
+    hem = rows[2]
+    assert (hem["baseline"], hem["ce_matches"]) == ("several", 2)
+    assert all(summary["delta"] is None for summary in hem["metrics"].values())
+    table = github_rows(tmp_path)
+    assert table[2]["clean_accuracy vs ce"] == "2 CE match"
+
+
+def test_the_loss_parameters_of_ce_do_not_have_to_match(tmp_path):
+    write_runs(tmp_path, "ce", CE_ACCURACY, params={"tau": 2.0})
+    write_runs(tmp_path, "hem", HEM_ACCURACY, params={"M": 500})
+    assert as_json(tmp_path)[1]["baseline"] == "matched"
+
+
+# ---------------------------------------------------------------- marks: best mean, few runs
+
+
+@pytest.mark.parametrize("name, lower", [("clean_accuracy", False), ("unknown_class_auroc", False), ("miou", False),
+                                         ("ece", True), ("nll", True), ("test_error", True), ("train_loss", True),
+                                         ("fpr95", True)])
+def test_lower_is_better(name, lower):
+    assert lower_is_better(name) is lower
+
+
+def test_best_mean_is_bold_and_lower_is_better_picks_the_minimum(tmp_path):
+    for loss, accuracies, errors in [("ce", CE_ACCURACY, [9.0, 8.0, 7.5]), ("hem", HEM_ACCURACY, [6.0, 5.0, 5.5]),
+                                     ("focal", [91.0, 92.0, 92.0], [4.0, 4.5, 5.0])]:
+        for seed, (accuracy, error) in enumerate(zip(accuracies, errors)):
+            write(tmp_path / loss / f"{seed}.json", make_result(loss, seed, {"clean_accuracy": accuracy,
+                                                                           "test_error": error}))
+    rows = as_json(tmp_path)
+    assert [row["loss"] for row in rows] == ["ce", "focal", "hem"]
+    # highest accuracy: hem (94.17 > 91.67 > 91.17); lowest error: focal (4.5 < 5.5 < 8.17)
+    assert [row["metrics"]["clean_accuracy"]["best"] for row in rows] == [False, False, True]
+    assert [row["metrics"]["test_error"]["best"] for row in rows] == [False, True, False]
+    table = github_rows(tmp_path)
+    assert table[2]["clean_accuracy"] == f"**{np.mean(HEM_ACCURACY):.2f} ± {np.std(HEM_ACCURACY, ddof=1):.2f}**"
+    assert table[1]["test_error"].startswith("**4.50 ± ") and not table[2]["test_error"].startswith("**")
+    assert "bold: best mean of the metric within its group" in report(tmp_path, **QUIET)
+    records = list(csv.DictReader(io.StringIO(report(tmp_path, fmt="csv", **QUIET))))
+    assert [record["test_error_best"] for record in records] == ["false", "true", "false"]
+
+
+def test_best_is_within_a_group_only(tmp_path):
+    write_runs(tmp_path, "ce", CE_ACCURACY, dataset="a")
+    write_runs(tmp_path, "hem", HEM_ACCURACY, dataset="a")
+    write_runs(tmp_path, "ce", [50.0, 51.0], dataset="b")  # alone in its group: nothing to be best against
+    rows = as_json(tmp_path)
+    assert [(row["dataset"], row["metrics"]["clean_accuracy"]["best"]) for row in rows] == [
+        ("a", False), ("a", True), ("b", False)]
+
+
+@pytest.mark.parametrize("runs_per_side, flagged", [(2, True), (3, False)])
+def test_few_runs_are_flagged_in_every_format(tmp_path, runs_per_side, flagged):
+    write_runs(tmp_path, "ce", CE_ACCURACY[:runs_per_side])
+    write_runs(tmp_path, "hem", HEM_ACCURACY[:runs_per_side])
+    assert as_json(tmp_path)[1]["metrics"]["clean_accuracy"]["few_runs"] is flagged
+    for fmt in ("github", "latex", "html"):
+        text = report(tmp_path, fmt=fmt, **QUIET)
+        assert ("†" in text) is flagged and ("fewer than 3 runs on a side" in text) is flagged
+    assert github_rows(tmp_path)[1]["clean_accuracy vs ce"].endswith("†") is flagged
+    records = list(csv.DictReader(io.StringIO(report(tmp_path, fmt="csv", **QUIET))))
+    assert [record["clean_accuracy_few_runs"] for record in records] == ["", "true" if flagged else "false"]
+
+
+# ---------------------------------------------------------------- results of the previous layout
+
+
+def test_old_layout_results_are_reported_like_new_ones(tmp_path):
+    write_runs(tmp_path / "old", "ce", CE_ACCURACY, layout="old")
+    write_runs(tmp_path / "old", "hem", HEM_ACCURACY, layout="old")
+    rows = as_json(tmp_path / "old")
+    assert [(row["loss"], row["n"], row["baseline"]) for row in rows] == [("ce", 3, None), ("hem", 3, "matched")]
+    assert "params" not in rows[1] and rows[1]["condition"]["loss.params"] == {}
+    assert rows[1]["metrics"]["clean_accuracy"]["delta"] == pytest.approx(np.mean(HEM_ACCURACY) - np.mean(CE_ACCURACY))
+    assert github_cells(tmp_path / "old")[0][:5] == ["task", "dataset", "arch", "loss", "n"]
+
+
+def test_old_and_new_hem_stay_apart_and_both_match_ce(tmp_path):
+    write_runs(tmp_path, "ce", CE_ACCURACY, layout="old")
+    write_runs(tmp_path, "hem", HEM_ACCURACY, name="hem-old", layout="old")
+    write_runs(tmp_path, "hem", HEM_ACCURACY, name="hem-new")
+    rows = as_json(tmp_path)
+    assert [(row["loss"], row["M"], row["baseline"]) for row in rows] == [
+        ("ce", None, None), ("hem", 2000, "matched"), ("hem", None, "matched")]
+
+
+def test_grouping_comes_from_the_recipe_not_the_condition_field(tmp_path):
+    for seed, accuracy in enumerate(HEM_ACCURACY):
+        result = make_result("hem", seed, {"clean_accuracy": accuracy})
+        result["condition"] = {"seed": seed, "made": "up"}  # a stale or edited field changes nothing
+        write(tmp_path / f"{seed}.json", result)
+    (row,) = as_json(tmp_path)
+    assert row["n"] == 3 and row["condition"]["loss.params.M"] == 2000
 # ---------------------------------------------------------------- finding and loading files
 
 
@@ -292,33 +505,103 @@ def test_only_bad_files_is_an_error(tmp_path):
 
 
 def test_github_is_a_markdown_table(runs):
-    text = report(runs, warn=lambda message: None)
+    text = report(runs, **QUIET)
     assert text.startswith("| task") and set(text.splitlines()[1]) <= set("|-: ")
     header, _, ce, hem = github_cells(runs)
+    # HEM's M, margin, margin_index and CE's tau are implied by the loss: no column until one varies.
     assert header == ["task", "dataset", "arch", "loss", "n",
                       "clean_accuracy", "clean_accuracy vs ce", "clean_accuracy p",
                       "unknown_class_auroc", "unknown_class_auroc vs ce", "unknown_class_auroc p"]
     assert ce[:5] == ["classify", "digits", "lenet", "ce", "3"] and ce[6:8] == ["", ""]
+    assert hem[:5] == ["classify", "digits", "lenet", "hem", "3"]
     mean, std = np.mean(HEM_ACCURACY), np.std(HEM_ACCURACY, ddof=1)
-    assert hem[5] == f"{mean:.2f} ± {std:.2f}"
-    assert hem[6] == f"{mean - np.mean(CE_ACCURACY):+.2f}"
+    assert hem[5] == f"**{mean:.2f} ± {std:.2f}**"
+    low, high = pooled_interval(HEM_ACCURACY, CE_ACCURACY)
+    assert hem[6] == f"{mean - np.mean(CE_ACCURACY):+.2f} [{low:+.2f}, {high:+.2f}]"
 
 
-def test_latex_is_booktabs(runs):
-    text = report(runs, fmt="latex", warn=lambda message: None)
-    assert "\\toprule" in text and "\\bottomrule" in text
+def test_github_notes_follow_the_table_after_a_blank_line(runs):
+    lines = report(runs, **QUIET).splitlines()
+    blank = lines.index("")
+    assert all(line.startswith("|") for line in lines[:blank])
+    assert lines[blank + 1:] == ["- \\* p < 0.05 (two-sample t-test against the matched CE condition)",
+                                 "- bold: best mean of the metric within its group"]
+
+
+def test_latex_is_booktabs_with_raw_bold_and_escaped_text(runs):
+    text = report(runs, fmt="latex", **QUIET)
+    assert "\\toprule" in text and "\\bottomrule" in text and "\\end{tabular}" in text
     assert "clean\\_accuracy" in text
+    assert f"\\textbf{{{np.mean(HEM_ACCURACY):.2f} ± " in text  # not \textbackslash{}textbf
+    assert "textbackslash" not in text
+    table, notes = text.split("\\end{tabular}")
+    assert "* p \\ensuremath{<} 0.05" in notes and "bold: best mean" in notes
+
+
+class CellParser(HTMLParser):
+    """The text of every <th>/<td>, row by row, and which cells were bold."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows, self.bold, self._cell, self._in_bold = [], set(), None, False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self._cell = ""
+        elif tag == "b":
+            self._in_bold = True
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th"):
+            self.rows[-1].append(self._cell.strip())
+            self._cell = None
+        elif tag == "b":
+            self._in_bold = False
+            self.bold.add((len(self.rows) - 1, len(self.rows[-1])))
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell += data
+
+
+def html_cells(text):
+    parser = CellParser()
+    parser.feed(text)
+    return parser
+
+
+def test_html_cells_equal_the_github_cells_and_text_is_escaped(tmp_path):
+    write_runs(tmp_path, "ce", CE_ACCURACY[:2], dataset="<x>")
+    write_runs(tmp_path, "hem", HEM_ACCURACY[:2], dataset="<x>")
+    text = report(tmp_path, fmt="html", **QUIET)
+    assert text.startswith("<table>") and "&lt;x&gt;" in text and "<x>" not in text
+    parsed = html_cells(text)
+    github = github_cells(tmp_path)
+    del github[1]  # the rule under the header
+    assert parsed.rows == [[cell.strip("*") for cell in line] for line in github]
+    bold = {(row, column) for row, line in enumerate(github)
+            for column, cell in enumerate(line) if cell.startswith("**")}
+    assert parsed.bold == bold and bold
+    assert parsed.rows[2][parsed.rows[0].index("clean_accuracy vs ce")].endswith("†")
+    assert "<p>† fewer than 3 runs on a side</p>" in text and "<p>* p &lt; 0.05" not in text
 
 
 def test_csv_parses_back_to_the_same_numbers(runs):
-    records = list(csv.DictReader(io.StringIO(report(runs, fmt="csv", warn=lambda message: None))))
+    records = list(csv.DictReader(io.StringIO(report(runs, fmt="csv", **QUIET))))
     assert [record["loss"] for record in records] == ["ce", "hem"]
     ce, hem = records
+    assert "M" not in ce and "tau" not in ce  # loss parameters that do not vary within a loss
+    assert (ce["baseline"], hem["baseline"]) == ("", "matched")
     assert float(hem["clean_accuracy_mean"]) == pytest.approx(np.mean(HEM_ACCURACY), rel=1e-12)
     assert float(hem["clean_accuracy_std"]) == pytest.approx(np.std(HEM_ACCURACY, ddof=1), rel=1e-12)
     assert int(hem["clean_accuracy_n"]) == 3 and int(hem["n"]) == 3
     assert float(hem["clean_accuracy_p"]) == pytest.approx(stats.ttest_ind(HEM_ACCURACY, CE_ACCURACY).pvalue)
-    assert ce["clean_accuracy_delta"] == "" and ce["clean_accuracy_p"] == ""
+    low, high = pooled_interval(HEM_ACCURACY, CE_ACCURACY)
+    assert (float(hem["clean_accuracy_ci_low"]), float(hem["clean_accuracy_ci_high"])) == pytest.approx((low, high))
+    assert (hem["clean_accuracy_few_runs"], hem["clean_accuracy_best"]) == ("false", "true")
+    assert ce["clean_accuracy_delta"] == "" and ce["clean_accuracy_p"] == "" and ce["clean_accuracy_ci_low"] == ""
 
 
 def test_json_matches_the_rows(runs):
@@ -329,22 +612,23 @@ def test_json_matches_the_rows(runs):
             assert record["metrics"][name]["std"] == pytest.approx(np.std(values, ddof=1), rel=1e-12)
     assert hem["metrics"]["unknown_class_auroc"]["p"] == pytest.approx(
         stats.ttest_ind(HEM_AUROC, CE_AUROC, equal_var=True).pvalue, rel=1e-9)
+    assert list(hem)[-5:] == ["n", "baseline", "ce_matches", "condition", "metrics"]
 
 
 def test_tiny_p_is_shown_as_below_one_in_a_thousand(tmp_path):
     # [99, 99.1, 99.2] vs [90, 90.1, 90.2]: t = 9 / (0.1 sqrt(2/3)) = 110.2 with 4 degrees of freedom,
-    # p = 4.0e-8, far below 0.001.
+    # p = 4.0e-8, far below 0.001; interval 9 ± 2.7764 * 0.1 * 0.8165 = 9 ± 0.23.
     write_runs(tmp_path, "ce", [90.0, 90.1, 90.2])
     write_runs(tmp_path, "hem", [99.0, 99.1, 99.2])
-    _, _, _, hem = github_cells(tmp_path)
-    assert hem[6:8] == ["+9.00", "<0.001*"]
+    hem = github_rows(tmp_path)[1]
+    assert (hem["clean_accuracy vs ce"], hem["clean_accuracy p"]) == ("+9.00 [+8.77, +9.23]", "<0.001*")
 
 
 def test_unknown_format_lists_the_valid_ones(runs):
-    with pytest.raises(HemError, match="html.*csv, github, json, latex"):
-        report(runs, fmt="html")
-    with pytest.raises(HemError, match="csv, github, json, latex"):
-        render([], "html")
+    with pytest.raises(HemError, match="'xml'.*csv, github, html, json, latex"):
+        report(runs, fmt="xml")
+    with pytest.raises(HemError, match="csv, github, html, json, latex"):
+        render([], "xml")
 
 
 def test_metrics_restrict_and_order_columns(runs):
@@ -357,12 +641,107 @@ def test_metrics_restrict_and_order_columns(runs):
 
 def test_unknown_metric_lists_the_present_ones(runs):
     with pytest.raises(HemError, match="'dar_linf'.*clean_accuracy, unknown_class_auroc"):
-        report(runs, metrics=["dar_linf"], warn=lambda message: None)
+        report(runs, metrics=["dar_linf"], **QUIET)
 
 
 def test_metrics_naming_nothing_is_an_error(runs):
     with pytest.raises(HemError, match="--metrics names no metric; present: clean_accuracy, unknown_class_auroc"):
-        report(runs, metrics=",", warn=lambda message: None)
+        report(runs, metrics=",", **QUIET)
+
+
+# ---------------------------------------------------------------- --plot
+
+
+def plotted(figure):
+    """(metric, label, delta, ci_low, ci_high) of every error bar, read back from the Figure's artists."""
+    found = []
+    for ax in figure.axes:
+        labels = {round(tick): label.get_text() for tick, label in zip(ax.get_yticks(), ax.get_yticklabels())}
+        assert ax.get_xlabel() == f"Δ {ax.get_title()} vs CE"
+        for container in ax.containers:
+            data_line, _, bars = container.lines
+            (x,), (y,) = data_line.get_xdata(), data_line.get_ydata()
+            low = high = None
+            if bars:
+                (low, bar_y), (high, _) = bars[0].get_segments()[0]
+                assert bar_y == y
+            found.append((ax.get_title(), labels[round(y)], x, low, high))
+    return found
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    """CE, HEM at M=500 and M=2000 (3 runs each) and focal (2 runs), two metrics; focal lacks the AUROC."""
+    write_runs(tmp_path, "ce", CE_ACCURACY, CE_AUROC)
+    write_runs(tmp_path, "hem", [93.0, 94.0, 94.5], [83.0, 84.0, 82.0], name="hem-500", params={"M": 500})
+    write_runs(tmp_path, "hem", HEM_ACCURACY, HEM_AUROC, name="hem-2000")
+    write_runs(tmp_path, "focal", [90.5, 92.5])
+    return tmp_path
+
+
+def test_plot_draws_the_json_delta_and_interval(sweep, tmp_path_factory, monkeypatch):
+    import hemcli.report_plot as report_plot
+
+    figures = []
+    real_figure = report_plot.delta_figure
+    monkeypatch.setattr(report_plot, "delta_figure", lambda rows: figures.append(real_figure(rows)) or figures[-1])
+    png = tmp_path_factory.mktemp("plots") / "delta.png"
+    rows = json.loads(report(sweep, fmt="json", plot=png, **QUIET))
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    (figure, points), = figures
+    expected = []
+    for metric in ("clean_accuracy", "unknown_class_auroc"):
+        for row in rows[1:]:
+            summary = row["metrics"][metric]
+            if summary is None:
+                continue
+            label = "focal †" if row["loss"] == "focal" else f"hem M={row['M']}"
+            expected.append((metric, label, summary["delta"], summary["ci_low"], summary["ci_high"]))
+    assert [point[:2] for point in plotted(figure)] == [item[:2] for item in expected]
+    assert [tuple(point) for point in points] == expected
+    for drawn, wanted in zip(plotted(figure), expected):
+        assert drawn[2:] == pytest.approx(wanted[2:], rel=1e-12, abs=1e-12)
+
+
+def test_plot_point_without_interval_has_no_bar(tmp_path):
+    from hemcli.report_plot import delta_figure
+
+    write_runs(tmp_path, "ce", CE_ACCURACY)
+    write_runs(tmp_path, "hem", HEM_ACCURACY[:1])
+    figure, points = delta_figure(build_rows(load_results(find_results(tmp_path))))
+    delta = HEM_ACCURACY[0] - np.mean(CE_ACCURACY)
+    assert plotted(figure) == [("clean_accuracy", "hem †", pytest.approx(delta), None, None)]
+
+
+def snapshot(folder: Path) -> list[str]:
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*"))
+
+
+def test_plot_into_a_missing_folder_is_an_error_and_writes_nothing(sweep, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    before = snapshot(sweep), snapshot(out)
+    with pytest.raises(HemError, match=r"^cannot write plot .*delta.png: no such folder .*nope$"):
+        report(sweep, plot=out / "nope" / "delta.png", **QUIET)
+    with pytest.raises(HemError, match="it is a folder"):
+        report(sweep, plot=out, **QUIET)
+    assert (snapshot(sweep), snapshot(out)) == before
+
+
+def test_nothing_to_plot_is_an_error_and_writes_nothing(tmp_path, tmp_path_factory):
+    write_runs(tmp_path, "ce", CE_ACCURACY, optim={"name": "sgd", "lr": 0.01})
+    write_runs(tmp_path, "hem", HEM_ACCURACY)
+    out = tmp_path_factory.mktemp("out")
+    with pytest.raises(HemError, match="^nothing to plot: no loss has a matched CE condition$"):
+        report(tmp_path, plot=out / "delta.png", **QUIET)
+    assert snapshot(out) == []
+
+
+def test_plot_without_matplotlib_is_an_error(runs, tmp_path_factory, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    out = tmp_path_factory.mktemp("out")
+    with pytest.raises(HemError, match=r"^--plot needs matplotlib: pip install matplotlib$"):
+        report(runs, plot=out / "delta.png", **QUIET)
+    assert snapshot(out) == []
 
 
 # ---------------------------------------------------------------- each file once, every skip warned

@@ -9,20 +9,17 @@ import pytest
 from hemcli.errors import HemError
 from hemcli.runs.files import write_atomic, write_json_atomic
 from hemcli.runs.lock import RunLock
-from hemcli.runs.paths import check_output, checkpoint_path, lock_path, result_path
-
-CFG = {"task": "classify", "dataset": {"name": "digits"}, "model": {"arch": "lenet"},
-       "loss": {"name": "hem-"}, "seed": 3}
+from hemcli.runs.paths import check_output, checkpoint_path, lock_path
 
 
 def names(folder):
     return sorted(p.name for p in folder.iterdir())
 
 
-def test_paths_from_recipe(tmp_path):
-    path = result_path(tmp_path, CFG)
-    assert path == tmp_path / "classify/digits/lenet/hem-/seed3.json"
-    assert checkpoint_path(path).name == "seed3.ckpt.pt" and lock_path(path).name == ".seed3.json.lock"
+def test_files_beside_the_result(tmp_path):
+    path = tmp_path / "classify/digits/lenet/hem-/base--0123456789/seed3.json"
+    assert checkpoint_path(path) == path.with_name("seed3.ckpt.pt")
+    assert lock_path(path) == path.with_name(".seed3.json.lock")
 
 
 # ---------------------------------------------------------------- atomic writes

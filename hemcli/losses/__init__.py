@@ -8,6 +8,6 @@
 ``modules`` the ``nn.Module`` wrappers that ``build_loss`` returns.
 """
 from hemcli.losses.margins import hem_margins
-from hemcli.losses.registry import LOSSES, LossInfo, build_loss, check_loss, register_loss
+from hemcli.losses.registry import LOSSES, LossInfo, build_loss, check_loss, loss_params, register_loss
 
-__all__ = ["LOSSES", "LossInfo", "build_loss", "check_loss", "register_loss", "hem_margins"]
+__all__ = ["LOSSES", "LossInfo", "build_loss", "check_loss", "loss_params", "register_loss", "hem_margins"]

@@ -59,6 +59,21 @@ def build_loss(name: str, *, num_classes: int, class_counts=None, ignore_index: 
                         **{**info.defaults, **params})
 
 
+def loss_params(name: str, params: Mapping[str, object], drop_unknown: bool = False) -> dict:
+    """``params`` over the loss's defaults: what a run of ``name`` really uses, as its recipe records.
+
+    A parameter ``name`` does not take is an error, or left out with ``drop_unknown`` (a sweep over
+    several losses gives each only the parameters it has).
+    """
+    if name not in LOSSES:
+        raise unknown_name("loss", name, LOSSES)
+    info = LOSSES[name]
+    given = {key: value for key, value in params.items() if key in info.defaults or not drop_unknown}
+    for key, value in given.items():
+        _check_param(info, key, value)
+    return {**info.defaults, **given}
+
+
 def check_loss(name: str, *, num_classes: int, **params) -> None:
     """Every check ``build_loss`` makes on ``name`` and ``params``, before the class counts are known.
 

@@ -1,25 +1,11 @@
-"""A run's files: ``<out>/<task>/<dataset>/<arch>/<loss>/seed<N>.json`` and its checkpoint and lock
-beside it, and the checks on them that need no write."""
+"""A run's files beside its result (``seed<N>.json``, named in ``hemcli.runs.spec``): its checkpoint
+and lock, and the checks on them that need no write."""
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from hemcli.errors import HemError
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]")
-
-
-def run_name(cfg: dict) -> Path:
-    """``classify/digits/lenet/hem/seed0``: task, dataset, arch, loss, seed."""
-    parts = [cfg["task"], cfg["dataset"]["name"], cfg["model"]["arch"], cfg["loss"]["name"]]
-    return Path(*(_UNSAFE.sub("_", str(p)) for p in parts)) / f"seed{cfg['seed']}"
-
-
-def result_path(out_dir: str | Path, cfg: dict) -> Path:
-    return Path(out_dir) / run_name(cfg).with_suffix(".json")
-
 
 def checkpoint_path(result: Path) -> Path:
     return result.with_suffix(".ckpt.pt")

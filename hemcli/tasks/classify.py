@@ -39,16 +39,24 @@ def schema() -> dict[str, Field]:
     }
 
 
+def check(cfg: dict) -> None:
+    """The checks that need neither the data nor the device (``hem sweep`` makes them for every run)."""
+    from hemcli.losses import check_loss
+
+    loss = cfg["loss"]
+    check_loss(loss["name"], num_classes=dataset_info(cfg["dataset"]["name"]).num_classes, **loss["params"])
+
+
 def setup(cfg: dict):
     """Everything that can fail on bad input, done before any file is written.
 
     The loss's parameters are checked before the data is loaded, since loading may download.
     """
-    from hemcli.losses import build_loss, check_loss
+    from hemcli.losses import build_loss
 
     dm = DeviceManager.from_config(cfg)
+    check(cfg)
     loss = cfg["loss"]
-    check_loss(loss["name"], num_classes=dataset_info(cfg["dataset"]["name"]).num_classes, **loss["params"])
     data = load_dataset(cfg["dataset"]["name"], cfg["dataset"]["root"], cfg["dataset"]["download"])
     loss_fn = build_loss(loss["name"], num_classes=data.num_classes, class_counts=data.class_counts(),
                          **loss["params"])

@@ -1,0 +1,64 @@
+"""Train one planned run and write its result: the same steps for ``hem <task>`` and every sweep run.
+
+Every check (output path, recipe, loss, data) -> ``RunLock`` -> train (checkpointing) -> the result,
+written atomically -> release. ``sweep_one`` wraps it for a sweep's worker: a finished run is
+skipped, an interrupted one resumes from its checkpoint, and every error becomes an outcome record
+instead of an exception, so one failed run never stops the others.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from hemcli.errors import HemError
+from hemcli.runs.files import write_json_atomic
+from hemcli.runs.lock import RunLock
+from hemcli.runs.paths import check_output, checkpoint_path
+from hemcli.runs.spec import RunSpec, task_module
+
+
+def train(spec: RunSpec, *, overwrite: bool = False, resume: bool = False, quiet: bool = False) -> dict:
+    """Run ``spec`` and write its result; HemError (nothing written) on bad input or a taken path."""
+    task = task_module(spec.task)
+    path, checkpoint = spec.path, checkpoint_path(spec.path)
+    check_output(path, overwrite, resume)
+    prepared = task.setup(spec.cfg)
+    with RunLock(path):
+        check_output(path, overwrite, resume)  # again: a run on this path may have finished meanwhile
+        remove_stale_temporaries(path)
+        if overwrite and not resume:
+            checkpoint.unlink(missing_ok=True)
+        result = task.run(spec.cfg, checkpoint=checkpoint, resume=resume, quiet=quiet, prepared=prepared)
+        result = {**result, "run": spec.name, "condition": spec.condition}
+        write_json_atomic(path, result)
+    return result
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Temporary files a killed process left beside the result or its checkpoint (we hold the lock,
+    so no live process is writing them)."""
+    for target in (path, checkpoint_path(path)):
+        for leftover in target.parent.glob(f".{target.name}.*.tmp"):
+            leftover.unlink(missing_ok=True)
+
+
+def sweep_one(spec: RunSpec, threads: int | None = None) -> dict:
+    """One run of a sweep, never raising: ``{"name", "status": done|skipped|failed, "error",
+    "seconds", "metrics", "resumed"}``."""
+    began = time.perf_counter()
+    outcome = {"name": spec.name, "status": "done", "error": None, "metrics": {}, "resumed": False}
+    try:
+        if spec.path.is_file():
+            outcome["status"] = "skipped"
+        else:
+            if threads:
+                import torch
+                torch.set_num_threads(threads)
+            outcome["resumed"] = checkpoint_path(spec.path).is_file()
+            outcome["metrics"] = train(spec, resume=outcome["resumed"], quiet=True)["metrics"]
+    except HemError as err:
+        outcome.update(status="failed", error=" ".join(str(err).split()))
+    except Exception as err:  # a bug or a crash in one run must not stop the sweep
+        outcome.update(status="failed", error=f"internal error: {type(err).__name__}: {' '.join(str(err).split())}")
+    outcome["seconds"] = time.perf_counter() - began
+    return outcome

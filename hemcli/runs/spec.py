@@ -1,0 +1,151 @@
+"""One planned run: its resolved recipe, its result path, its condition, and the command that plans it.
+
+``plan_run`` is the one way from (task, recipe file, flags, ``--set``s, ``--out``) to a run, used by
+``hem <task>`` and by ``hem sweep`` for every run of a grid, so a sweep's run and the command line
+it prints for that run (``--dry-run``, and the rerun line of a failure) mean exactly the same run.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from hemcli import recipes, values
+from hemcli.errors import HemError, unknown_name
+from hemcli.runs import condition as conditions
+
+TASKS = {"classify": "hemcli.tasks.classify"}
+# Flags are shorthand for recipe keys (`--lr 0.1` is `--set optim.lr=0.1`); names and paths stay text.
+FLAG_KEYS = {"dataset": "dataset.name", "arch": "model.arch", "loss": "loss.name", "epochs": "epochs",
+             "seed": "seed", "lr": "optim.lr", "batch_size": "batch_size", "device": "device",
+             "data_root": "dataset.root"}
+TEXT_FLAGS = ("dataset", "arch", "loss", "device", "data_root")
+_ALWAYS_SHOWN = ("dataset.name", "model.arch", "loss.name", "seed")  # a command says what it runs
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    task: str
+    cfg: dict
+    out: Path
+    name: str  # the result path below ``out``, without ``.json``
+    condition: dict  # {"id", "label", "differs"}: what the result JSON records
+    command: tuple[str, ...]  # ``hem <task> ...`` planning this very run
+
+    @property
+    def path(self) -> Path:
+        return self.out / f"{self.name}.json"
+
+    @property
+    def seed(self) -> int:
+        return self.cfg["seed"]
+
+    def shell_command(self, *extra: str) -> str:
+        return shlex.join([*self.command, *extra])
+
+
+def task_module(name: str):
+    if name not in TASKS:
+        raise unknown_name("task", name, TASKS)
+    return importlib.import_module(TASKS[name])
+
+
+def plan_run(task: str, recipe: str | Path | None, flags: Mapping[str, object], sets: Iterable[str],
+             out: str | Path, drop_foreign_params: bool = False) -> RunSpec:
+    """Resolve and check the recipe, fill in the loss's default parameters, and name the run.
+
+    ``drop_foreign_params``: leave out loss parameters the run's loss does not take (a sweep over
+    several losses), instead of refusing them.
+    """
+    schema = task_module(task).schema()
+    cfg = recipes.resolve(schema, task, recipe, flags, list(sets))
+    cfg["loss"]["params"] = _loss_params(cfg["loss"], drop_foreign_params)
+    raw_base = recipes.resolve(schema, task, recipe)
+    base = {**raw_base, "loss": {**raw_base["loss"], "params": _loss_params(raw_base["loss"], True)}}
+    condition = _condition_record(cfg, base)
+    name = Path(*_folders(cfg), f"{condition['label']}--{condition['id']}", f"seed{cfg['seed']}")
+    command = command_line(task, recipe, schema, cfg, raw_base, out)
+    return RunSpec(task, cfg, Path(out), name.as_posix(), condition, tuple(command))
+
+
+def _loss_params(loss: Mapping, drop_foreign: bool) -> dict:
+    from hemcli.losses import loss_params
+
+    return loss_params(loss["name"], loss["params"], drop_unknown=drop_foreign)
+
+
+def _folders(cfg: Mapping) -> list[str]:
+    parts = [cfg["task"], cfg["dataset"]["name"], cfg["model"]["arch"], cfg["loss"]["name"]]
+    return [_UNSAFE.sub("_", str(part)) for part in parts]
+
+
+def _condition_record(cfg: Mapping, base: Mapping) -> dict:
+    from hemcli.losses import LOSSES
+
+    condition = conditions.condition_of(cfg)
+    identity = conditions.condition_id(condition)
+    differs = conditions.differences(condition, conditions.condition_of(base),
+                                     LOSSES[cfg["loss"]["name"]].defaults)
+    return {"id": identity, "label": conditions.label(differs, condition), "differs": differs}
+
+
+# ---------------------------------------------------------------- the command line of a run
+
+
+def spell_arg(value: object) -> str:
+    """A value as ``--set`` reads it back to the same value (``hemcli.values.read_value``)."""
+    if isinstance(value, str):
+        try:
+            same = value != "" and values.read_value(value) == value
+        except HemError:
+            same = False
+        return value if same else json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+def command_line(task: str, recipe, schema: Mapping, cfg: Mapping, raw_base: Mapping, out) -> list[str]:
+    """``hem <task> [--recipe R] --out O`` and a flag or ``--set`` for every key that differs from the recipe."""
+    args = ["hem", task, *(["--recipe", str(recipe)] if recipe is not None else []), "--out", str(out)]
+    flags = {key: flag for flag, key in FLAG_KEYS.items()}
+    mine, theirs = recipes.flatten(cfg, schema), recipes.flatten(raw_base, schema)
+    for key in schema:
+        if key == "loss.params":
+            args += _params_args(mine[key], theirs[key], cfg["loss"]["name"])
+        elif key not in _ALWAYS_SHOWN and mine[key] == theirs[key] and type(mine[key]) is type(theirs[key]):
+            continue
+        elif key == "deterministic" and mine[key] is True:
+            args.append("--deterministic")
+        elif key in flags:
+            flag = flags[key]
+            text = mine[key] if flag in TEXT_FLAGS and isinstance(mine[key], str) else spell_arg(mine[key])
+            args += [f"--{flag.replace('_', '-')}", text]
+        else:
+            args += ["--set", f"{key}={spell_arg(mine[key])}"]
+    return args
+
+
+def _params_args(params: Mapping, recipe_params: Mapping, loss: str) -> list[str]:
+    """``--set loss.params.M=500`` per changed parameter; the whole mapping when the recipe's
+    parameters do not fit this loss (a CE run of a sweep whose recipe sets HEM's M)."""
+    from hemcli.losses import LOSSES
+
+    defaults = LOSSES[loss].defaults
+    if all(key in defaults for key in recipe_params):
+        reference = {**defaults, **recipe_params}
+        return [arg for key, value in params.items() if value != reference.get(key)
+                for arg in ("--set", f"loss.params.{key}={spell_arg(value)}")]
+    changed = {key: value for key, value in params.items() if value != defaults.get(key)}
+    return ["--set", f"loss.params={spell_arg(changed)}"]
