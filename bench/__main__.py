@@ -2,6 +2,7 @@
 
 Targets (issue 2): HEM forward+backward <= 1.25x time and <= 1.5x peak memory of F.cross_entropy;
 `hem classify` epoch <= 1.05x a bare PyTorch loop; `hem --help` <= 1.5x `python -c "import typer"`.
+Issue 12: `hem sweep` of 8 short digits runs, --jobs 2 at least 1.6x as fast as --jobs 1.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from tabulate import tabulate
 
 from bench.bench_cli import bench_epoch, bench_startup
 from bench.bench_losses import bench_hem
+from bench.bench_sweep import bench_sweep
 
 
 def main() -> None:
@@ -19,7 +21,7 @@ def main() -> None:
     for entry in bench_hem():
         rows.append([entry["what"], entry["time_ratio"], 1.25, entry["memory_ratio"], 1.5])
         print(f"  {entry['what']}: time x{entry['time_ratio']:.2f}, memory x{entry['memory_ratio']:.2f}", flush=True)
-    for entry in (bench_epoch(), bench_startup()):
+    for entry in (bench_epoch(), bench_startup(), bench_sweep()):
         rows.append([entry["what"], entry["ratio"], entry["target"], None, None])
         print(f"  {entry['what']}: x{entry['ratio']:.2f} ({entry['hem_s']:.4f}s vs {entry['reference_s']:.4f}s)", flush=True)
     print(tabulate(rows, headers=["measurement", "time ratio", "target", "memory ratio", "target"],

@@ -217,3 +217,14 @@ def test_the_sbatch_script_of_a_sweep(tmp_path, monkeypatch):
                      "#SBATCH --nodes=1", "#SBATCH --ntasks-per-node=1",
                      f"#SBATCH --output={tmp_path}/slurm-logs/%A_%a/%A_%a_0_log.out"):
         assert expected in lines, (expected, script)
+
+
+def test_local_workers_split_the_cores(monkeypatch):
+    from hemcli.sweep import backends
+
+    monkeypatch.setattr(backends, "cpu_count", lambda: 16)
+    monkeypatch.setattr(backends, "_cuda_count", lambda: 0)
+    assert [backends.LocalBackend(BackendOptions(jobs=jobs)).threads for jobs in (1, 2, 3, 32)] == [16, 8, 5, 1]
+    assert backends.LocalBackend(BackendOptions(jobs=2, cpus_per_run=3)).threads == 3
+    monkeypatch.setattr(backends, "_cuda_count", lambda: 4)
+    assert backends.LocalBackend(BackendOptions()).jobs == 4  # one worker per GPU

@@ -100,14 +100,12 @@ class LocalBackend:
             yield from self._pool(pending)
 
     def _pool(self, pending: collections.deque) -> Iterator[tuple[RunSpec, dict]]:
-        import multiprocessing
-
-        context = multiprocessing.get_context("spawn")  # fresh workers: no copied CUDA or thread state
+        context = worker_context()
         devices = context.Queue()
         for worker in range(self.jobs):
             devices.put(worker % self.gpus if self.gpus else None)
         pool = ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_start_worker,
-                                   initargs=(devices, self.threads, os.getpid()))
+                                   initargs=(devices, self.threads))
         running: dict = {}
         try:
             while pending or running:
@@ -139,8 +137,34 @@ class LocalBackend:
 _WORKER_DIED = "its worker process died (killed, or out of memory)"
 
 
-def _start_worker(devices, threads: int, parent: int) -> None:
-    _die_with_parent(parent)
+# Imported once by the fork server; each worker forks from it with torch loaded, no CUDA context and
+# no thread pool yet, instead of importing torch again (seconds per worker).
+# torch._dynamo: torch's optimisers import it on first use (~2 s).
+PRELOAD = ["torch", "torch._dynamo", "sklearn.datasets", "hemcli.runs.execute", "hemcli.tasks.classify",
+           "hemcli.losses", "hemcli.train"]
+
+
+def worker_context():
+    """Workers fork from a clean server process where the platform has one, else start fresh."""
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    return context
+
+
+def start_workers_early() -> None:
+    """Start the fork server now, so that its imports overlap with planning the sweep."""
+    context = worker_context()
+    if context.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+        forkserver.ensure_running()
+
+
+def _start_worker(devices, threads: int) -> None:
+    _die_with_parent()
     device = devices.get()
     if device is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(device)
@@ -148,14 +172,16 @@ def _start_worker(devices, threads: int, parent: int) -> None:
         os.environ[name] = str(threads)
 
 
-def _die_with_parent(parent: int) -> None:
-    """On Linux, a worker is killed with its sweep (even by kill -9), not left training an orphan run."""
+def _die_with_parent() -> None:
+    """On Linux, a worker is killed with its parent (the sweep, or the fork server, which ends with
+    the sweep), even by kill -9, instead of training on as an orphan that holds its run's lock."""
+    parent = os.getppid()
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         except (OSError, AttributeError):
             return
-        if os.getppid() != parent:  # the sweep died before the line above
+        if os.getppid() != parent:  # the parent died before the line above
             os._exit(1)
 
 
