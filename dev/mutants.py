@@ -106,7 +106,7 @@ MUTANTS = [
     ("a sweep starts interrupted runs over", "hemcli/runs/execute.py",
      'outcome["resumed"] = checkpoint_path(spec.path).is_file()', 'outcome["resumed"] = False',
      "tests/test_sweep.py::test_killed_with_sigkill_and_run_again_ends_with_the_same_files"),
-    ("local workers oversubscribe the cores", "hemcli/sweep/backends.py",
+    ("local workers oversubscribe the cores", "hemcli/sweep/backends/local.py",
      "self.threads = options.cpus_per_run or max(1, cpu_count() // self.jobs)",
      "self.threads = options.cpus_per_run or cpu_count()", "tests/test_sweep.py::test_local_workers_split_the_cores"),
     ("report compares with a CE condition of another learning rate", "hemcli/report.py",

@@ -142,7 +142,8 @@ def sweep(
     deterministic: bool = typer.Option(False, "--deterministic", help="Deterministic kernels."),
 ):
     """Run a grid of one task: every list flag and --set takes A,B,C; finished runs are skipped."""
-    from hemcli.sweep.backends import SLURM_CLUSTERS, BackendOptions, make_backend, start_workers_early
+    from hemcli.sweep.backends import SLURM_CLUSTERS, BackendOptions, make_backend
+    from hemcli.sweep.backends.local import start_workers_early
 
     if backend == "local" and not dry_run:
         start_workers_early()  # imports only: nothing runs before the whole grid is checked

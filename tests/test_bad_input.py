@@ -16,8 +16,6 @@ import torch
 
 from conftest import planned_result
 from hemcli.cli import main
-from hemcli.recipes import resolve
-from hemcli.tasks import classify
 
 BIG = "9" * 400
 RESULT = planned_result("results", {"epochs": 1})  # the run of `hem classify --epochs 1`

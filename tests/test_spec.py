@@ -6,6 +6,7 @@ import pytest
 
 from hemcli import cli
 from hemcli.errors import HemError
+from hemcli.report import report
 from hemcli.runs import execute
 from hemcli.runs.condition import condition_id, condition_of
 from hemcli.runs.spec import plan_run, spell_arg
@@ -109,6 +110,10 @@ def test_runs_differing_in_one_key_both_succeed_and_a_rerun_is_refused(tmp_path,
     assert "result already exists" in capsys.readouterr().err
     results = [json.loads(path.read_text()) for path in sorted(tmp_path.rglob("seed0.json"))]
     assert len(results) == 4
+    rows = json.loads(report(tmp_path, fmt="json", warn=lambda line: None))
+    assert len(rows) == 4  # one row per condition, the differing keys as columns
+    assert sorted((row["M"], row["lr"], row["epochs"]) for row in rows) == [
+        (1000, 0.001, 1), (2000, 0.001, 2), (2000, 0.01, 1), (4000, 0.001, 1)]
     for result in results:
         assert result["condition"]["id"] == condition_id(condition_of(result["recipe"]))
         assert result["run"] + ".json" in {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("seed0.json")}

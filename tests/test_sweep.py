@@ -16,7 +16,8 @@ import pytest
 from scipy import stats
 
 from hemcli import cli
-from hemcli.sweep.backends import BackendOptions, slurm_minutes, slurm_parameters
+from hemcli.sweep.backends import BackendOptions
+from hemcli.sweep.backends.on_slurm import slurm_minutes, slurm_parameters
 
 # One CPU thread per run on every backend: a different thread count sums in another order.
 GRID = ["classify", "--loss", "ce,hem", "--seed", "0-2", "--set", "loss.params.M=500,2000", "--epochs", "3",
@@ -220,7 +221,7 @@ def test_the_sbatch_script_of_a_sweep(tmp_path, monkeypatch):
 
 
 def test_local_workers_split_the_cores(monkeypatch):
-    from hemcli.sweep import backends
+    from hemcli.sweep.backends import local as backends
 
     monkeypatch.setattr(backends, "cpu_count", lambda: 16)
     monkeypatch.setattr(backends, "_cuda_count", lambda: 0)
@@ -228,3 +229,15 @@ def test_local_workers_split_the_cores(monkeypatch):
     assert backends.LocalBackend(BackendOptions(jobs=2, cpus_per_run=3)).threads == 3
     monkeypatch.setattr(backends, "_cuda_count", lambda: 4)
     assert backends.LocalBackend(BackendOptions()).jobs == 4  # one worker per GPU
+
+
+def test_remote_workers_get_absolute_folders(tmp_path, monkeypatch):
+    from hemcli.runs.spec import plan_run
+    from hemcli.sweep.backends import anchored
+
+    monkeypatch.chdir(tmp_path)
+    spec = plan_run("classify", None, {"dataset.root": "data"}, [], "results")
+    remote = anchored(spec)
+    assert remote.path == tmp_path / spec.path and remote.cfg["dataset"]["root"] == str(tmp_path / "data")
+    assert (remote.name, remote.condition, remote.command) == (spec.name, spec.condition, spec.command)
+    assert spec.cfg["dataset"]["root"] == "data"  # the sweep's own record is left as it was
