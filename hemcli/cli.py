@@ -108,22 +108,19 @@ def classify(
     _train_task("classify", recipe, flags, set_, out, overwrite, resume, quiet, deterministic)
 
 
-ListOpt = "Comma-separated values or ranges, e.g. ce,hem or 0-4."
-
-
 @app.command(context_settings={"help_option_names": ["--help", "-h"]})
 def sweep(
     task: str = typer.Argument(..., help="The task to sweep: classify."),
     recipe: Optional[Path] = typer.Option(None, "--recipe", "-r",
                                           help="Recipe YAML; a grid: block in it adds axes to the grid."),
-    dataset: Optional[str] = typer.Option(None, metavar="LIST", help=ListOpt),
-    arch: Optional[str] = typer.Option(None, metavar="LIST", help=ListOpt),
-    loss: Optional[str] = typer.Option(None, metavar="LIST", help=ListOpt),
-    epochs: Optional[str] = typer.Option(None, metavar="LIST", help=ListOpt),
-    seed: Optional[str] = typer.Option(None, metavar="LIST", help=ListOpt),
-    lr: Optional[str] = typer.Option(None, metavar="LIST", help=ListOpt),
-    batch_size: Optional[str] = typer.Option(None, metavar="LIST", help=ListOpt),
-    device: Optional[str] = typer.Option(None, metavar="LIST", help=ListOpt),
+    dataset: Optional[str] = typer.Option(None, metavar="LIST", help="Datasets, e.g. digits,fashion-mnist."),
+    arch: Optional[str] = typer.Option(None, metavar="LIST", help="Networks, e.g. mlp,lenet."),
+    loss: Optional[str] = typer.Option(None, metavar="LIST", help="Losses, e.g. ce,hem."),
+    epochs: Optional[str] = typer.Option(None, metavar="LIST", help="Epochs, e.g. 10,20."),
+    seed: Optional[str] = typer.Option(None, metavar="LIST", help="Seeds, e.g. 0-4 (0 to 4) or 0,3,7."),
+    lr: Optional[str] = typer.Option(None, metavar="LIST", help="Learning rates, e.g. 0.1,0.01."),
+    batch_size: Optional[str] = typer.Option(None, metavar="LIST", help="Batch sizes, e.g. 64,128."),
+    device: Optional[str] = typer.Option(None, metavar="LIST", help="Device of every run (see hem classify)."),
     data_root: Optional[str] = typer.Option(None, help="Data folder."),
     set_: List[str] = typer.Option([], "--set", "-s", metavar="KEY=A,B,...",
                                    help="A recipe key and its values, e.g. --set loss.params.M=500,2000 (repeatable)."),

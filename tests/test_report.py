@@ -680,7 +680,7 @@ def sweep(tmp_path):
 
 
 def test_plot_draws_the_json_delta_and_interval(sweep, tmp_path_factory, monkeypatch):
-    import hemcli.report_plot as report_plot
+    import hemcli.report.plot as report_plot
 
     figures = []
     real_figure = report_plot.delta_figure
@@ -704,7 +704,7 @@ def test_plot_draws_the_json_delta_and_interval(sweep, tmp_path_factory, monkeyp
 
 
 def test_plot_point_without_interval_has_no_bar(tmp_path):
-    from hemcli.report_plot import delta_figure
+    from hemcli.report.plot import delta_figure
 
     write_runs(tmp_path, "ce", CE_ACCURACY)
     write_runs(tmp_path, "hem", HEM_ACCURACY[:1])

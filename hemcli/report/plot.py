@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from hemcli.errors import HemError
-from hemcli.report import CONFIDENCE, FEW_RUNS, FIXED_COLUMNS, MISSING, Row
+from hemcli.report.table import CONFIDENCE, FEW_RUNS, FIXED_COLUMNS, MISSING, Row
 from hemcli.runs.condition import spell
 from hemcli.runs.files import write_atomic
 
