@@ -96,6 +96,30 @@ def test_a_rerun_skips_every_finished_run(reference, tmp_path):
     assert {name: (copy / name).read_bytes() for name in files(copy)} == before
 
 
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (Linux: from /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def assert_gone(pids: set[int], seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in pids):
+        time.sleep(0.1)
+    assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()], "a worker outlived its sweep"
+
+
 def interrupted_runs(out: Path) -> list[Path]:
     return [p for p in out.rglob("seed*.ckpt.pt") if not p.with_suffix("").with_suffix(".json").exists()]
 
@@ -109,8 +133,10 @@ def test_killed_with_sigkill_and_run_again_ends_with_the_same_files(reference, t
     while process.poll() is None and time.monotonic() < deadline and not (
             len(list(out.rglob("seed*.json"))) >= 2 and interrupted_runs(out)):
         time.sleep(0.01)
+    helpers = descendants(process.pid)  # the fork server and the workers
     os.kill(process.pid, signal.SIGKILL)  # the sweep only: its workers must die with it
     process.wait()
+    assert_gone(helpers)
     finished = {p: p.read_bytes() for p in out.rglob("seed*.json")}
     resumable = interrupted_runs(out)
     assert 2 <= len(finished) < 9 and resumable

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import collections
-import ctypes
 import os
-import signal
-import sys
+import select
+import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Iterator
@@ -48,7 +48,7 @@ class LocalBackend:
         for worker in range(self.jobs):
             devices.put(worker % self.gpus if self.gpus else None)
         pool = ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_start_worker,
-                                   initargs=(devices, self.threads))
+                                   initargs=(devices, self.threads, os.getpid()))
         running: dict = {}
         try:
             while pending or running:
@@ -106,8 +106,8 @@ def start_workers_early() -> None:
         forkserver.ensure_running()
 
 
-def _start_worker(devices, threads: int) -> None:
-    _die_with_parent()
+def _start_worker(devices, threads: int, sweep: int) -> None:
+    _die_with_the_sweep(sweep)
     device = devices.get()
     if device is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(device)
@@ -115,14 +115,30 @@ def _start_worker(devices, threads: int) -> None:
         os.environ[name] = str(threads)
 
 
-def _die_with_parent() -> None:
-    """On Linux, a worker is killed with its parent (the sweep, or the fork server, which ends with
-    the sweep), even by kill -9, instead of training on as an orphan that holds its run's lock."""
-    parent = os.getppid()
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            return
-        if os.getppid() != parent:  # the parent died before the line above
-            os._exit(1)
+def _die_with_the_sweep(sweep: int) -> None:
+    """End this worker as soon as the sweep process ends, even by kill -9, instead of training on as
+    an orphan that holds its run's lock. (A worker's parent is the fork server, which outlives the
+    sweep while workers hold its pipe, so a parent-death signal would not fire.)"""
+    threading.Thread(target=_wait_for_exit, args=(sweep,), daemon=True, name="hem-sweep-watch").start()
+
+
+def _wait_for_exit(pid: int) -> None:
+    try:
+        handle = os.pidfd_open(pid)  # Linux >= 5.3: readable once the process has ended
+        select.select([handle], [], [])
+    except ProcessLookupError:
+        pass  # already gone
+    except (AttributeError, OSError):  # no pidfd here: ask once a second
+        while _alive(pid):
+            time.sleep(1.0)
+    os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else (the pid was reused): ours is gone
+        return False
