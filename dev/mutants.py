@@ -73,8 +73,6 @@ MUTANTS = [
      "getattr(tvd, torchvision_cls)(str(root), train=train, download=True)", "tests/test_data.py"),
     ("cpu:7 accepted", "hemcli/device.py", '(kind != "cuda" or not index.isdigit()', "(not index.isdigit()",
      "tests/test_bad_input.py"),
-    ("loss parameters checked only after the data", "hemcli/tasks/classify.py",
-     '    check_loss(loss["name"]', '    0 and check_loss(loss["name"]', "tests/test_bad_input.py"),
     ("resume without a checkpoint is silent", "hemcli/tasks/classify.py",
      '        warn(f"no checkpoint at', '        0 and warn(f"no checkpoint at', "tests/test_classify.py"),
     ("report counts a file twice", "hemcli/report/files.py",
