@@ -31,11 +31,12 @@ def wait_for_line(process, text: str) -> list[str]:
 
 
 def test_a_second_run_on_the_same_path_is_refused_and_ctrl_c_says_how_to_resume(tmp_path):
-    args = ["classify", "--epochs", "200", "--arch", "mlp", "--out", "out"]
+    # 5000 epochs: still running when Ctrl-C comes, however fast the machine.
+    args = ["classify", "--epochs", "5000", "--arch", "mlp", "--out", "out"]
     first = start(*args, cwd=tmp_path)
-    wait_for_line(first, "epoch 2/200")  # holds the lock, and the checkpoint of epoch 1 exists
+    wait_for_line(first, "epoch 2/5000")  # holds the lock, and the checkpoint of epoch 1 exists
     second = subprocess.run([*HEM, *args], cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    lock = planned_result("out", {"epochs": 200, "model.arch": "mlp"}).with_name(".seed0.json.lock")
+    lock = planned_result("out", {"epochs": 5000, "model.arch": "mlp"}).with_name(".seed0.json.lock")
     assert second.returncode == 2 and second.stdout == ""
     assert second.stderr == (f"hem: error: another hem run is writing {lock.parent / 'seed0.json'} (its lock "
                              f"{lock} is held); wait for it, or choose another --seed or --out\n")
