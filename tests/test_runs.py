@@ -154,3 +154,16 @@ def test_lock_in_a_folder_that_cannot_be_made(tmp_path):
     with pytest.raises(HemError, match="cannot write results under"):
         RunLock(blocker / "sub" / "r.json").__enter__()
     assert names(tmp_path) == ["file"]
+
+
+def test_an_atomic_write_has_the_mode_of_any_new_file(tmp_path):
+    import os
+
+    mask = os.umask(0o027)
+    try:
+        path = tmp_path / "r.json"
+        write_json_atomic(path, {"a": 1})
+        (tmp_path / "plain").write_text("x")
+        assert path.stat().st_mode & 0o777 == (tmp_path / "plain").stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(mask)

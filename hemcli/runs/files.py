@@ -12,6 +12,12 @@ from typing import BinaryIO, Callable
 from hemcli.errors import HemError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: Path, write: Callable[[BinaryIO], None], what: str = "result") -> None:
     """Call ``write(handle)`` on a fresh temporary file, then rename it to ``path``."""
     try:
@@ -23,6 +29,7 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], None], what: str = "res
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a result is as readable as any new file
         os.replace(tmp, path)
     except OSError as err:
         Path(tmp).unlink(missing_ok=True)
