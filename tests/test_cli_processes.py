@@ -16,8 +16,15 @@ HEM = [sys.executable, "-m", "hemcli"]
 pytestmark = pytest.mark.slow
 
 
+def _ctrl_c_as_usual() -> None:
+    # A shell starts background jobs (`make test &`, nohup) with SIGINT ignored, and a child inherits
+    # that; these tests need the Ctrl-C a person at a terminal would give.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(*args, cwd):
-    return subprocess.Popen([*HEM, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([*HEM, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_ctrl_c_as_usual)
 
 
 def wait_for_line(process, text: str) -> list[str]:
@@ -41,8 +48,12 @@ def test_a_second_run_on_the_same_path_is_refused_and_ctrl_c_says_how_to_resume(
     assert second.stderr == (f"hem: error: another hem run is writing {lock.parent / 'seed0.json'} (its lock "
                              f"{lock} is held); wait for it, or choose another --seed or --out\n")
     first.send_signal(signal.SIGINT)
-    rest = first.stderr.read()
-    assert first.wait(timeout=60) == 130
+    try:
+        _, rest = first.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        first.kill()
+        raise AssertionError("Ctrl-C did not stop the run") from None
+    assert first.returncode == 130
     checkpoint = lock.parent / "seed0.ckpt.pt"
     assert rest.splitlines()[-1] == f"hem: interrupted; continue with --resume (checkpoint {checkpoint})"
     assert sorted(p.name for p in (tmp_path / lock.parent).iterdir()) == ["seed0.ckpt.pt"]
