@@ -114,3 +114,11 @@ def test_a_single_run_of_a_sweep_file_says_it_runs_one(tmp_path, capsys):
     assert err == (f"hem: warning: {recipe} has a grid: block; hem classify runs one run of it "
                    "(hem sweep classify runs the grid)\n")
     assert len(list((tmp_path / "out").rglob("*.json"))) == 1
+
+
+def test_a_folder_where_a_result_goes_stops_the_sweep_before_it_starts(tmp_path):
+    specs = plan(tmp_path, {"loss": "ce,hem", "epochs": "1"})
+    specs[1].path.mkdir(parents=True)
+    with pytest.raises(HemError, match=f"the result path {specs[1].path} exists and is not a file"):
+        sweep.validate(specs, tmp_path, load_data=False)
+    assert not [path for path in tmp_path.rglob("*") if path.is_file()]  # nothing written

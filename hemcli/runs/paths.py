@@ -15,11 +15,16 @@ def lock_path(result: Path) -> Path:
     return result.with_name(f".{result.name}.lock")
 
 
-def check_output(path: Path, overwrite: bool, resume: bool = False) -> None:
-    """Fail before any work, writing nothing, if the result may not or cannot be written."""
+def check_not_blocked(path: Path) -> None:
+    """Nothing but a file (or nothing) where the result and its checkpoint go."""
     for kind, target in (("result", path), ("checkpoint", checkpoint_path(path))):
         if target.exists() and not target.is_file():
             raise HemError(f"the {kind} path {target} exists and is not a file; move it away or choose another --out")
+
+
+def check_output(path: Path, overwrite: bool, resume: bool = False) -> None:
+    """Fail before any work, writing nothing, if the result may not or cannot be written."""
+    check_not_blocked(path)
     if path.exists() and not (overwrite or resume):
         raise HemError(f"result already exists: {path} (pass --overwrite to replace it)")
     if path.exists() and resume and not overwrite:

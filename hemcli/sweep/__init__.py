@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from hemcli import recipes
-from hemcli.errors import HemError
 from hemcli.progress import clock
-from hemcli.runs.paths import check_writable_folder, checkpoint_path
+from hemcli.runs.paths import check_not_blocked, check_writable_folder, checkpoint_path
 from hemcli.runs.spec import RunSpec, task_module
 from hemcli.sweep.grid import file_axes, flag_axis, merge_axes, plan_grid, set_axis
 
@@ -41,9 +40,7 @@ def validate(specs: list[RunSpec], out: Path, load_data: bool) -> None:
     loaded = set()
     for spec in specs:
         task = task_module(spec.task)
-        for target in (spec.path, checkpoint_path(spec.path)):
-            if target.exists() and not target.is_file():
-                raise HemError(f"{target} exists and is not a file; move it away or choose another --out")
+        check_not_blocked(spec.path)
         task.check(spec.cfg)
         data = (spec.task, repr(spec.cfg["dataset"]), spec.cfg["device"])
         if load_data and data not in loaded:
