@@ -3,13 +3,17 @@
 Targets (issue 2): HEM forward+backward <= 1.25x time and <= 1.5x peak memory of F.cross_entropy;
 `hem classify` epoch <= 1.05x a bare PyTorch loop; `hem --help` <= 1.5x `python -c "import typer"`.
 Issue 12: `hem sweep` of 8 short digits runs, --jobs 2 at least 1.6x as fast as --jobs 1.
+Issue 13: AutoAttack: run_autoattack images/s >= 0.95x torchattacks' AutoAttack on the same LeNet and
+images; corruption-set generation in images/s (greyscale MNIST-C list and RGB imagecorruptions; no target).
 """
 from __future__ import annotations
 
 import torch
 from tabulate import tabulate
 
+from bench.bench_attack import bench_attack
 from bench.bench_cli import bench_epoch, bench_startup
+from bench.bench_corruptions import bench_corruptions
 from bench.bench_losses import bench_hem
 from bench.bench_sweep import bench_sweep
 
@@ -21,9 +25,11 @@ def main() -> None:
     for entry in bench_hem():
         rows.append([entry["what"], entry["time_ratio"], 1.25, entry["memory_ratio"], 1.5])
         print(f"  {entry['what']}: time x{entry['time_ratio']:.2f}, memory x{entry['memory_ratio']:.2f}", flush=True)
-    for entry in (bench_epoch(), bench_startup(), bench_sweep()):
+    for entry in (bench_epoch(), bench_startup(), bench_sweep(), bench_attack()):
         rows.append([entry["what"], entry["ratio"], entry["target"], None, None])
         print(f"  {entry['what']}: x{entry['ratio']:.2f} ({entry['hem_s']:.4f}s vs {entry['reference_s']:.4f}s)", flush=True)
+    for entry in bench_corruptions():
+        print(f"  {entry['what']}: {entry['images_per_s']:.0f} images/s ({entry['seconds']:.1f}s)", flush=True)
     print(tabulate(rows, headers=["measurement", "time ratio", "target", "memory ratio", "target"],
                    tablefmt="github", floatfmt=".2f", missingval="-"))
 

@@ -32,17 +32,27 @@ OutOpt = typer.Option("results", "--out", "-o", help="Folder for result JSON fil
 OverwriteOpt = typer.Option(False, "--overwrite", help="Replace an existing result (and its checkpoint).")
 ResumeOpt = typer.Option(False, "--resume", help="Continue an interrupted run from its checkpoint.")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress output.")
+EvalHelp = "Evaluations after training, comma-separated: clean, corrupt, ood, attack, calibration."
+ScoresOpt = typer.Option(None, metavar="LIST", help="Confidence scores for rejection and DAR: msp, mls, energy, gen.")
+OodSamplesOpt = typer.Option(None, metavar="INT", help="Images per synthetic unknown set, at most per real one (10000).")
+CorruptSamplesOpt = typer.Option(None, metavar="INT", help="At most this many images per corruption and severity.")
+AttackSamplesOpt = typer.Option(None, metavar="INT", help="Test images attacked by AutoAttack (the paper: 10000).")
+AttackBatchOpt = typer.Option(None, metavar="INT", help="Images per attack batch, the step an attack resumes at (500).")
+AttackStrengthOpt = typer.Option(None, help="torchattacks (its step counts, as the paper ran) or official (AutoAttack's).")
 
 
 def _flag_values(**flags) -> dict:
     """Flags as recipe keys; their values are read like --set values (as YAML) and checked by the
     recipe schema, so `--epochs abc` and `--set epochs=abc` fail the same way."""
-    from hemcli.runs.spec import FLAG_KEYS, TEXT_FLAGS
+    from hemcli.runs.spec import FLAG_KEYS, LIST_FLAGS, TEXT_FLAGS
     from hemcli.values import read_value
 
     values = {}
     for name, text in flags.items():
         if text is None:
+            continue
+        if name in LIST_FLAGS and not text.lstrip().startswith("["):
+            values[FLAG_KEYS[name]] = [part.strip() for part in text.split(",")]
             continue
         try:
             value = text if name in TEXT_FLAGS else read_value(text)
@@ -72,7 +82,7 @@ def _train_task(task: str, recipe, flags: dict, sets, out, overwrite, resume, qu
                 else "no checkpoint was written yet")
         raise Interrupted(f"interrupted; {kept}") from None
     if not quiet:
-        shown = ", ".join(f"{k} {v:.2f}" for k, v in result["metrics"].items())
+        shown = ", ".join(f"{k} {result['metrics'][k]:.2f}" for k in _headline(result))
         print(f"{shown}  ->  {spec.path}", file=sys.stderr)
     _emit(str(spec.path))
 
@@ -95,6 +105,13 @@ def classify(
     batch_size: Optional[str] = typer.Option(None, metavar="INT", help="Batch size."),
     device: Optional[str] = typer.Option(None, help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps."),
     data_root: Optional[str] = typer.Option(None, help="Data folder (default $HEM_DATA, else ./data)."),
+    eval_: Optional[str] = typer.Option(None, "--eval", metavar="LIST", help=EvalHelp + " Default: clean."),
+    scores: Optional[str] = ScoresOpt,
+    ood_samples: Optional[str] = OodSamplesOpt,
+    corrupt_samples: Optional[str] = CorruptSamplesOpt,
+    attack_samples: Optional[str] = AttackSamplesOpt,
+    attack_batch_size: Optional[str] = AttackBatchOpt,
+    attack_strength: Optional[str] = AttackStrengthOpt,
     set_: List[str] = SetOpt,
     out: Path = OutOpt,
     overwrite: bool = OverwriteOpt,
@@ -102,9 +119,11 @@ def classify(
     quiet: bool = QuietOpt,
     deterministic: bool = typer.Option(False, "--deterministic", help="Deterministic kernels."),
 ):
-    """Train a classifier with a loss and measure clean test accuracy (default: digits, offline)."""
+    """Train a classifier with a loss, then measure it (default: digits, offline; clean accuracy)."""
     flags = _flag_values(dataset=dataset, arch=arch, loss=loss, epochs=epochs, seed=seed, lr=lr,
-                         batch_size=batch_size, device=device, data_root=data_root)
+                         batch_size=batch_size, device=device, data_root=data_root, eval=eval_, scores=scores,
+                         ood_samples=ood_samples, corrupt_samples=corrupt_samples, attack_samples=attack_samples,
+                         attack_batch_size=attack_batch_size, attack_strength=attack_strength)
     _train_task("classify", recipe, flags, set_, out, overwrite, resume, quiet, deterministic)
 
 
@@ -134,6 +153,8 @@ def sweep(
     slurm_time: Optional[str] = typer.Option(None, help="slurm: time limit per run, minutes or [D-]HH:MM:SS (default 24:00:00)."),
     slurm_array_parallelism: Optional[int] = typer.Option(None, min=1, help="slurm: runs of the array at a time."),
     slurm_cluster: str = typer.Option("slurm", help="slurm: slurm, or local (submitit's local executor, to try a sweep)."),
+    eval_: Optional[str] = typer.Option(None, "--eval", metavar="LIST",
+                                        help=EvalHelp + " The same for every run (not an axis)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print each run as a hem command line; run nothing."),
     quiet: bool = QuietOpt,
     deterministic: bool = typer.Option(False, "--deterministic", help="Deterministic kernels."),
@@ -150,6 +171,8 @@ def sweep(
         raise HemError(f"unknown --slurm-cluster {slurm_cluster!r}; valid choices: {', '.join(SLURM_CLUSTERS)}")
     flags = {"dataset": dataset, "arch": arch, "loss": loss, "epochs": epochs, "seed": seed, "lr": lr,
              "batch_size": batch_size, "device": device, "data_root": data_root}
+    if eval_ is not None:
+        set_ = [*set_, f"eval=[{eval_}]"]
     specs = sweeps.plan(task, recipe, flags, set_, out, deterministic)
     options = BackendOptions(jobs, address, cpus_per_run, gpus_per_run, slurm_partition, slurm_time,
                              slurm_array_parallelism, slurm_cluster)
@@ -172,6 +195,85 @@ def sweep(
     failed = sum(outcome["status"] == "failed" for _, outcome in outcomes)
     if failed:
         raise RunFailed(f"{failed} of {len(specs)} runs failed (listed above)")
+
+
+PathsArg = typer.Argument(..., help="Result files, or folders searched for them (a whole sweep).")
+MeasureSetOpt = typer.Option([], "--set", "-s", metavar="KEY=VALUE",
+                             help="Set an evaluation key, e.g. --set evaluation.accept=0.9 (repeatable).")
+
+
+@app.command()
+def evaluate(
+    paths: List[Path] = PathsArg,
+    eval_: str = typer.Option("corrupt,ood,calibration", "--eval", metavar="LIST", help=EvalHelp),
+    scores: Optional[str] = ScoresOpt,
+    ood_samples: Optional[str] = OodSamplesOpt,
+    corrupt_samples: Optional[str] = CorruptSamplesOpt,
+    attack_samples: Optional[str] = AttackSamplesOpt,
+    attack_batch_size: Optional[str] = AttackBatchOpt,
+    attack_strength: Optional[str] = AttackStrengthOpt,
+    device: Optional[str] = typer.Option(None, help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps."),
+    data_root: Optional[str] = typer.Option(None, help="Data folder (default: the run's)."),
+    set_: List[str] = MeasureSetOpt,
+    quiet: bool = QuietOpt,
+):
+    """Measure finished runs again from their checkpoints and add the metrics to their results."""
+    flags = _flag_values(eval=eval_, scores=scores, ood_samples=ood_samples, corrupt_samples=corrupt_samples,
+                         attack_samples=attack_samples, attack_batch_size=attack_batch_size,
+                         attack_strength=attack_strength, device=device, data_root=data_root)
+    _measure_again(paths, flags, set_, quiet)
+
+
+@app.command()
+def attack(
+    paths: List[Path] = PathsArg,
+    attack_samples: Optional[str] = AttackSamplesOpt,
+    attack_batch_size: Optional[str] = AttackBatchOpt,
+    attack_strength: Optional[str] = AttackStrengthOpt,
+    scores: Optional[str] = ScoresOpt,
+    device: Optional[str] = typer.Option(None, help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps."),
+    data_root: Optional[str] = typer.Option(None, help="Data folder (default: the run's)."),
+    set_: List[str] = MeasureSetOpt,
+    quiet: bool = QuietOpt,
+):
+    """AutoAttack DAR of finished runs (l-inf and l2), added to their results; resumes per batch."""
+    flags = _flag_values(eval="attack", scores=scores, attack_samples=attack_samples,
+                         attack_batch_size=attack_batch_size, attack_strength=attack_strength, device=device,
+                         data_root=data_root)
+    _measure_again(paths, flags, set_, quiet)
+
+
+def _measure_again(paths, flags: dict, sets, quiet: bool) -> None:
+    """Check every result first (nothing changes on bad input), then measure each; paths on stdout."""
+    from hemcli import recipes
+    from hemcli.tasks import evaluate as again
+
+    overrides = dict(flags)
+    for assignment in sets:
+        key, value = recipes.parse_set(assignment)
+        if key != "eval" and not key.startswith("evaluation."):
+            raise HemError(f"--set {key}: only eval and evaluation.* keys can change for a finished run")
+        overrides[key] = value
+    names = overrides["eval"]
+    items = again.plan(paths, overrides)
+    cache = again.DataCache()
+    again.check_all(items, cache)
+    for item in items:
+        try:
+            result = again.measure(item, names, cache, quiet)
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted; {item.path} is unchanged (run the same command again: an attack "
+                              "goes on from its last finished batch)") from None
+        if not quiet:
+            shown = ", ".join(f"{k} {result['metrics'][k]:.2f}" for k in _headline(result))
+            print(f"{shown}  ->  {item.path}", file=sys.stderr)
+        _emit(str(item.path))
+
+
+def _headline(result: dict) -> list[str]:
+    """The metrics a person looks at first (the MSP ones over all sets, the DAR mean); all are in the JSON."""
+    wanted = ("clean_accuracy", "corrupt_accuracy", "unknown_auroc_msp_all", "dar_msp_mean", "ece")
+    return [key for key in wanted if key in result["metrics"]]
 
 
 @app.command()

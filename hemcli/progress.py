@@ -13,6 +13,11 @@ def warn(text: str) -> None:
     print(f"hem: warning: {text}", file=sys.stderr, flush=True)
 
 
+def note(text: str) -> None:
+    """A progress line on stderr (callers skip it under --quiet)."""
+    print(text, file=sys.stderr, flush=True)
+
+
 def clock(seconds: float) -> str:
     seconds = int(round(seconds))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"

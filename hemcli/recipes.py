@@ -19,7 +19,8 @@ from hemcli.errors import HemError, shown
 
 _TYPE_NAMES = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false",
                "list[int]": "a list of integers", "list[str]": "a list of strings",
-               "dict": "a mapping", "str?": "a string or null"}
+               "dict": "a mapping", "str?": "a string or null", "int?": "an integer or null",
+               "float?": "a number or null"}
 
 
 @dataclass(frozen=True)
@@ -51,14 +52,16 @@ def _is(kind: str, value: object) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
     if kind == "float":
         return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind == "str?":
-        return value is None or isinstance(value, str)
+    if kind.endswith("?"):
+        return value is None or _is(kind[:-1], value)
     if kind.startswith("list["):
         return isinstance(value, list) and all(_is(kind[5:-1], v) for v in value)
     return isinstance(value, {"str": str, "dict": dict}[kind])
 
 
 def _bounded(key: str, field: Field, kind: str, value):
+    if kind.endswith("?"):
+        return None if value is None else _bounded(key, field, kind[:-1], value)
     if kind == "int":
         return values.check_int(key, value, field.minimum, field.maximum)
     if kind == "float":
@@ -177,9 +180,12 @@ def _assign(flat: dict, key: str, value: object, schema: Mapping[str, Field]) ->
 
 
 def resolve(schema: Mapping[str, Field], task: str, recipe_path: str | Path | None = None,
-            flags: Mapping[str, object] | None = None, sets: Iterable[str] = ()) -> dict:
-    """Defaults <- recipe file <- flags <- ``--set``; returns the checked, nested recipe."""
+            flags: Mapping[str, object] | None = None, sets: Iterable[str] = (), base: Mapping | None = None) -> dict:
+    """Defaults <- ``base`` (a resolved recipe, e.g. a finished run's) <- recipe file <- flags <- ``--set``;
+    returns the checked, nested recipe."""
     flat = {key: copy.deepcopy(field.default) for key, field in schema.items()}
+    if base is not None:
+        flat.update(flatten(copy.deepcopy(dict(base)), schema))
     if recipe_path is not None:
         from_file = load_recipe_file(recipe_path)
         if from_file.get("task", task) != task:

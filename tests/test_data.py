@@ -61,7 +61,7 @@ def test_missing_training_files_named(tmp_path):
 
 
 def test_unknown_dataset():
-    with pytest.raises(HemError, match="valid choices: digits, fashion-mnist, mnist"):
+    with pytest.raises(HemError, match="valid choices: digits, digits-heldout, fashion-mnist, mnist"):
         load_dataset("cifar11")
 
 
@@ -141,3 +141,19 @@ def test_shared_fashion_mnist_statistics():
     assert data.class_counts() == [6000] * 10
     assert data.train_x.mean().item() == pytest.approx(0.2860, abs=5e-5)
     assert data.train_x.std().item() == pytest.approx(0.3530, abs=5e-5)
+
+
+def test_digits_heldout_trains_on_0_to_5_and_holds_out_every_6_to_9_image():
+    from sklearn.datasets import load_digits as sk_digits
+
+    from hemcli.data import load_dataset
+
+    target = sk_digits().target
+    data = load_dataset("digits-heldout")
+    assert data.num_classes == 6
+    assert len(data.train_y) + len(data.test_y) == int((target < 6).sum())
+    assert len(data.held_out_x) == int((target >= 6).sum())
+    assert set(data.train_y.tolist()) == set(range(6)) == set(data.test_y.tolist())
+    # the known classes keep digits' own split: the test images are digits' test images of 0-5
+    full = load_dataset("digits")
+    assert torch.equal(data.test_x, full.test_x[full.test_y < 6])

@@ -362,7 +362,9 @@ def test_the_loss_parameters_of_ce_do_not_have_to_match(tmp_path):
 
 @pytest.mark.parametrize("name, lower", [("clean_accuracy", False), ("unknown_class_auroc", False), ("miou", False),
                                          ("ece", True), ("nll", True), ("test_error", True), ("train_loss", True),
-                                         ("fpr95", True)])
+                                         ("fpr95", True), ("unknown_fpr95_msp_all", True), ("brier", True),
+                                         ("dar_msp_linf", False), ("unknown_auroc_mls_real", False),
+                                         ("robust_accuracy_l2", False)])
 def test_lower_is_better(name, lower):
     assert lower_is_better(name) is lower
 

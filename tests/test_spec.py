@@ -83,6 +83,9 @@ def planned_by_command(command, tmp_path, monkeypatch):
     ("loss: {name: hem, params: {M: 100}}\nepochs: 2\n", [], {"loss.name": "ce"}),
     ("loss: {name: hem, params: {M: 100}}\nepochs: 2\n", ["loss.params.margin=0.5"], {}),
     ("epochs: 2\n", ["optim.name=sgd", "loss.params.tau=2"], {"loss.name": "ce", "epochs": 30}),
+    (None, ["eval=[clean,ood,attack]", "evaluation.attack_samples=100", "evaluation.attack_strength=official",
+            "evaluation.corrupt_samples=null", "evaluation.scores=[msp]"], {}),
+    ("eval: [clean, calibration]\nevaluation: {ood_samples: 50}\n", ["evaluation.attack_eps_l2=1.5"], {}),
 ])
 def test_the_command_line_plans_the_same_run(tmp_path, monkeypatch, recipe_text, sets, flags):
     recipe = None
@@ -92,6 +95,14 @@ def test_the_command_line_plans_the_same_run(tmp_path, monkeypatch, recipe_text,
     spec = plan(tmp_path / "out", sets, flags, recipe, drop_foreign_params=True)
     again = planned_by_command(spec.shell_command(), tmp_path, monkeypatch)
     assert (again.path, again.cfg, again.condition) == (spec.path, spec.cfg, spec.condition)
+
+
+def test_evaluation_settings_are_not_part_of_the_condition(tmp_path):
+    base = plan(tmp_path, [], {})
+    measured = plan(tmp_path, ["eval=[clean,ood,attack]", "evaluation.attack_samples=100",
+                               "evaluation.scores=[msp]"], {})
+    assert measured.path == base.path and measured.condition == base.condition
+    assert "--eval clean,ood,attack" in measured.shell_command()
 
 
 # ---------------------------------------------------------------- through the command line

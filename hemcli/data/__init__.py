@@ -26,6 +26,8 @@ class ArrayData:
     test_x: torch.Tensor
     test_y: torch.Tensor
     num_classes: int
+    # Images of classes kept out of training and test (``digits-heldout``): an unknown set of its own.
+    held_out_x: torch.Tensor | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -57,6 +59,22 @@ def load_digits(root: str | None = None, download: bool = True) -> ArrayData:
     train_idx, test_idx = train_test_split(range(len(y)), test_size=0.2, stratify=y.numpy(),
                                            random_state=0)
     return ArrayData(x[train_idx], y[train_idx], x[test_idx], y[test_idx], num_classes=10)
+
+
+def load_digits_heldout(root: str | None = None, download: bool = True) -> ArrayData:
+    """``digits`` with classes 6-9 held out: train and test on 0-5; every 6-9 image (train and test
+    split) is the unknown set "held-out-classes", so unknown-class rejection runs offline."""
+    from hemcli.data.unknown import held_out_split
+
+    full = load_digits(root, download)
+    known = list(range(DIGITS_KNOWN))
+    train_x, train_y, held_train = held_out_split(full.train_x, full.train_y, known)
+    test_x, test_y, held_test = held_out_split(full.test_x, full.test_y, known)
+    return ArrayData(train_x, train_y, test_x, test_y, num_classes=DIGITS_KNOWN,
+                     held_out_x=torch.cat([held_train, held_test]))
+
+
+DIGITS_KNOWN = 6
 
 
 def _mnist_family(folder: str, torchvision_cls: str) -> Callable[..., ArrayData]:
@@ -105,18 +123,28 @@ def _download(torchvision_cls: str, root: Path) -> None:
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """A dataset of the registry: its loader ``loader(root, download) -> ArrayData`` and class count."""
+    """A dataset of the registry: its loader ``loader(root, download) -> ArrayData``, class count, and
+    the AutoAttack budgets (l-inf, l2) the paper uses for it (Appendix B.1.2)."""
 
     name: str
     loader: Callable[..., ArrayData]
     num_classes: int
     description: str
+    attack_eps: tuple[float, float] = (8 / 255, 0.5)
 
+
+# The paper's MNIST budgets (l-inf 0.3, l2 2). For 8x8 digits the l2 budget is scaled by the square
+# root of the pixel-count ratio, sqrt(64 / 784), so a perturbation of the same size per pixel is allowed.
+MNIST_EPS = (0.3, 2.0)
+DIGITS_EPS = (0.3, round(2.0 * (64 / 784) ** 0.5, 3))
 
 DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
-    DatasetInfo("digits", load_digits, 10, "scikit-learn's bundled 8x8 digits (offline default)"),
-    DatasetInfo("mnist", _mnist_family("MNIST", "MNIST"), 10, "MNIST, 28x28"),
-    DatasetInfo("fashion-mnist", _mnist_family("FashionMNIST", "FashionMNIST"), 10, "Fashion-MNIST, 28x28"),
+    DatasetInfo("digits", load_digits, 10, "scikit-learn's bundled 8x8 digits (offline default)", DIGITS_EPS),
+    DatasetInfo("digits-heldout", load_digits_heldout, DIGITS_KNOWN,
+                "digits 0-5; 6-9 held out as an unknown set (offline)", DIGITS_EPS),
+    DatasetInfo("mnist", _mnist_family("MNIST", "MNIST"), 10, "MNIST, 28x28", MNIST_EPS),
+    DatasetInfo("fashion-mnist", _mnist_family("FashionMNIST", "FashionMNIST"), 10, "Fashion-MNIST, 28x28",
+                MNIST_EPS),
 )}
 
 

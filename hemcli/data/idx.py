@@ -27,6 +27,11 @@ def _find(raw: Path, split: str, kind: str) -> Path | None:
     return None
 
 
+def images_file(raw: Path, split: str) -> Path | None:
+    """The images file of ``split`` ("train" or "test") in ``raw`` (plain or .gz), None if absent."""
+    return _find(raw, split, "images")
+
+
 def has_split(raw: Path, split: str) -> bool:
     return all(_find(raw, split, kind) is not None for kind in _MAGIC)
 

@@ -73,7 +73,7 @@ def load_results(files: Iterable[str | Path], warn: Callable[[str], None] = prin
     """
     results = []
     for path in files:
-        result, reason = _read_result(Path(path))
+        result, reason = read_result(Path(path))
         if reason is None:
             result["metrics"] = _usable_metrics(result["metrics"], path, warn)
             results.append(result)
@@ -111,7 +111,7 @@ def _parse_int(text: str) -> int | float:
     return int(text) if len(text) <= 4000 else float(text)
 
 
-def _read_result(path: Path) -> tuple[dict | None, str | None]:
+def read_result(path: Path) -> tuple[dict | None, str | None]:
     """``(result, None)``, or ``(None, why this file is not a complete result)``."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"), parse_int=_parse_int)

@@ -264,10 +264,13 @@ def _compare_to_baseline(rows: list[Row]) -> None:
 
 def lower_is_better(metric: str) -> bool:
     """Whether a smaller value of ``metric`` is the better one: errors, losses, calibration error
-    (``ece``), negative log-likelihood (``nll``) and false-positive rates (``fpr...``, e.g. ``fpr95``);
-    every other metric (accuracy, AUROC, mIoU, ...) is better when higher."""
+    (``ece``), negative log-likelihood (``nll``), Brier score and false-positive rates (a word starting
+    ``fpr``, e.g. ``unknown_fpr95_msp_all``); every other metric (accuracy, AUROC, DAR, mIoU, ...) is
+    better when higher."""
     name = metric.lower()
-    return "error" in name or "loss" in name or name in ("ece", "nll") or name.startswith("fpr")
+    words = name.split("_")
+    return ("error" in name or "loss" in name or name in ("ece", "nll", "brier")
+            or any(word.startswith("fpr") for word in words))
 
 
 def _mark_best(rows: list[Row]) -> None:

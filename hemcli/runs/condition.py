@@ -22,6 +22,9 @@ from typing import Iterable, Mapping
 # memory-layout choices that do not change what is learned, and which evaluations to run after
 # training (a run with more evaluations is the same trained condition). The seed is kept apart.
 RUN_KEYS = ("seed", "device", "dataset.root", "dataset.download", "deterministic", "channels_last", "eval")
+# How the evaluations measure (sample counts, attack strength, scores): a run measured again with
+# other settings by `hem evaluate` / `hem attack` is still the same trained condition.
+RUN_PREFIXES = ("evaluation.",)
 # Keys that already name a folder of the result path, so the label need not repeat them.
 PATH_KEYS = ("task", "dataset.name", "model.arch", "loss.name")
 LOSS_PARAMS = "loss.params."
@@ -43,9 +46,10 @@ def leaves(tree: Mapping, prefix: str = "") -> dict[str, object]:
 
 
 def condition_of(recipe: Mapping) -> dict[str, object]:
-    """The recipe's condition: its leaves without ``RUN_KEYS``, in sorted key order."""
+    """The recipe's condition: its leaves without ``RUN_KEYS`` and ``RUN_PREFIXES``, in sorted key order."""
     flat = leaves(recipe)
-    return {key: flat[key] for key in sorted(flat) if key not in RUN_KEYS}
+    return {key: flat[key] for key in sorted(flat)
+            if key not in RUN_KEYS and not key.startswith(RUN_PREFIXES)}
 
 
 def canonical(value: object) -> object:

@@ -13,7 +13,7 @@ from pathlib import Path
 from hemcli.errors import HemError
 from hemcli.runs.files import write_json_atomic
 from hemcli.runs.lock import RunLock
-from hemcli.runs.paths import check_output, checkpoint_path
+from hemcli.runs.paths import attack_state_path, check_output, checkpoint_path, remove_attack_states
 from hemcli.runs.spec import RunSpec, task_module
 
 
@@ -28,9 +28,12 @@ def train(spec: RunSpec, *, overwrite: bool = False, resume: bool = False, quiet
         remove_stale_temporaries(path)
         if overwrite and not resume:
             checkpoint.unlink(missing_ok=True)
-        result = task.run(spec.cfg, checkpoint=checkpoint, resume=resume, quiet=quiet, prepared=prepared)
+            remove_attack_states(path)
+        result = task.run(spec.cfg, checkpoint=checkpoint, resume=resume, quiet=quiet, prepared=prepared,
+                          attack_state=lambda norm: attack_state_path(path, norm))
         result = {**result, "run": spec.name, "condition": spec.condition}
         write_json_atomic(path, result)
+        remove_attack_states(path)
     return result
 
 

@@ -11,6 +11,16 @@ def checkpoint_path(result: Path) -> Path:
     return result.with_suffix(".ckpt.pt")
 
 
+def attack_state_path(result: Path, norm: str) -> Path:
+    """Where an unfinished AutoAttack of this run keeps its finished batches (removed once written)."""
+    return result.with_name(f".{result.stem}.attack-{norm}.pt")
+
+
+def remove_attack_states(result: Path) -> None:
+    for leftover in result.parent.glob(f".{result.stem}.attack-*.pt"):
+        leftover.unlink(missing_ok=True)
+
+
 def lock_path(result: Path) -> Path:
     return result.with_name(f".{result.name}.lock")
 

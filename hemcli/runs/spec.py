@@ -22,8 +22,13 @@ TASKS = {"classify": "hemcli.tasks.classify"}
 # Flags are shorthand for recipe keys (`--lr 0.1` is `--set optim.lr=0.1`); names and paths stay text.
 FLAG_KEYS = {"dataset": "dataset.name", "arch": "model.arch", "loss": "loss.name", "epochs": "epochs",
              "seed": "seed", "lr": "optim.lr", "batch_size": "batch_size", "device": "device",
-             "data_root": "dataset.root"}
-TEXT_FLAGS = ("dataset", "arch", "loss", "device", "data_root")
+             "data_root": "dataset.root", "eval": "eval", "scores": "evaluation.scores",
+             "ood_samples": "evaluation.ood_samples", "corrupt_samples": "evaluation.corrupt_samples",
+             "attack_samples": "evaluation.attack_samples", "attack_batch_size": "evaluation.attack_batch_size",
+             "attack_strength": "evaluation.attack_strength"}
+TEXT_FLAGS = ("dataset", "arch", "loss", "device", "data_root", "attack_strength")
+# Flags that take a comma-separated list (`--eval clean,ood`), or a YAML list (`--eval '[clean, ood]'`).
+LIST_FLAGS = ("eval", "scores")
 _ALWAYS_SHOWN = ("dataset.name", "model.arch", "loss.name", "seed")  # a command says what it runs
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]")
 
@@ -131,6 +136,8 @@ def command_line(task: str, recipe, schema: Mapping, cfg: Mapping, raw_base: Map
         elif key in flags:
             flag = flags[key]
             text = mine[key] if flag in TEXT_FLAGS and isinstance(mine[key], str) else spell_arg(mine[key])
+            if flag in LIST_FLAGS and mine[key] and all(isinstance(v, str) and "," not in v for v in mine[key]):
+                text = ",".join(mine[key])
             args += [f"--{flag.replace('_', '-')}", text]
         else:
             args += ["--set", f"{key}={spell_arg(mine[key])}"]

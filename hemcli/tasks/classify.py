@@ -1,4 +1,5 @@
-"""``hem classify``: train a classifier with loss X on a balanced dataset, measure clean accuracy.
+"""``hem classify``: train a classifier with loss X on a balanced dataset, then measure it as the
+recipe's ``eval`` says (clean, corrupt, ood, attack, calibration; ``hemcli.evaluate``).
 
 ``run(cfg, ...) -> dict`` is the whole task and needs no command line; the Typer command only
 resolves the recipe and writes the result it returns.
@@ -13,6 +14,7 @@ import torch
 
 from hemcli.data import DATASETS, dataset_info, load_dataset
 from hemcli.device import DeviceManager, seed_everything
+from hemcli.evaluate.suite import Subject, evaluate, evaluation_fields
 from hemcli.errors import RunFailed
 from hemcli.models import ARCHS, build_model, count_parameters
 from hemcli.progress import Progress, warn
@@ -20,9 +22,6 @@ from hemcli.recipes import Field
 from hemcli.results import build_result, environment
 from hemcli.train import (Checkpointer, TensorBatches, accuracy, common_fields, make_optimizer,
                           make_scheduler, train_epoch)
-
-EVALUATIONS = ("clean_accuracy",)
-
 
 def schema() -> dict[str, Field]:
     return {
@@ -35,7 +34,7 @@ def schema() -> dict[str, Field]:
         # digits has 1437 training images: batch 128 gives only 12 steps an epoch, too few.
         "epochs": Field("int", 30, "training epochs", minimum=1),
         "batch_size": Field("int", 32, "batch size", minimum=1),
-        "eval": Field("list[str]", ["clean_accuracy"], "metrics measured after training", EVALUATIONS),
+        **evaluation_fields(),
     }
 
 
@@ -64,8 +63,11 @@ def setup(cfg: dict):
 
 
 def run(cfg: dict, checkpoint: Path | None = None, resume: bool = False, quiet: bool = False,
-        prepared=None) -> dict:
-    """Train and evaluate as ``cfg`` says; returns the result record (see ``hemcli.results``)."""
+        prepared=None, attack_state=None) -> dict:
+    """Train and evaluate as ``cfg`` says; returns the result record (see ``hemcli.results``).
+
+    ``attack_state(norm) -> Path``: where an AutoAttack keeps its finished batches, so a run killed
+    during its attack resumes there (``--resume``) instead of attacking again from the start."""
     seed_everything(cfg["seed"], cfg["deterministic"])
     dm, data, loss_fn = prepared or setup(cfg)
     model = dm.prepare_model(build_model(cfg["model"]["arch"], data.input_shape, data.num_classes))
@@ -103,9 +105,11 @@ def run(cfg: dict, checkpoint: Path | None = None, resume: bool = False, quiet: 
         progress.epoch(epoch, seconds, loss=loss, train=train_acc, test=test_acc)
         if saver:
             saver.save(epoch, model, optimizer, scheduler, generator, history)
-    metrics = {"clean_accuracy": accuracy(model, test_x, test_y, dm)}
+    progress.say("evaluating: " + ", ".join(cfg["eval"]))
+    subject = Subject(model, data, cfg, dm, quiet=quiet, attack_state=attack_state)
+    metrics, details, seconds = evaluate(subject, cfg["eval"])
     env = {**environment(dm.describe()), "parameters": count_parameters(model),
            "train_size": len(train_y), "test_size": len(test_y), "class_counts": data.class_counts()}
     timings = {"total_seconds": time.perf_counter() - began,
-               "train_seconds": sum(h["seconds"] for h in history)}
-    return build_result(cfg, metrics, history, env, timings)
+               "train_seconds": sum(h["seconds"] for h in history), "evaluation_seconds": seconds}
+    return {**build_result(cfg, metrics, history, env, timings), "evaluation": details}
