@@ -114,6 +114,24 @@ MUTANTS = [
      "    return tuple(item for item in _condition_key(condition)\n                 if item[0] != LOSS_KEY and not _is_loss_param(item[0]))",
      "    return tuple(item for item in _condition_key(condition)\n                 if item[0] == 'task')",
      "tests/test_report.py"),
+    # issue 13: the evaluation suite
+    ("evaluation settings made part of the condition", "hemcli/runs/condition.py",
+     "if key not in RUN_KEYS and not key.startswith(RUN_PREFIXES)}", "if key not in RUN_KEYS}",
+     "tests/test_spec.py"),
+    ("AUROC counts a tied pair as a loss", "hemcli/metrics/ranking.py",
+     "pairs = 2 * int(below.sum()) + int(tied.sum())", "pairs = 2 * int(below.sum())", "tests/test_metrics.py"),
+    ("DAR accepts only above the threshold", "hemcli/metrics/rejection.py",
+     "accepted = conf >= threshold", "accepted = conf > threshold", "tests/test_metrics.py"),
+    ("an attack stage also attacks the images already broken", "hemcli/evaluate/attack.py",
+     "index = unbroken.nonzero().flatten()", "index = torch.arange(len(y), device=y.device)",
+     "tests/test_attack.py"),
+    ("DAR in the result from the clean instead of the adversarial correctness", "hemcli/evaluate/suite.py",
+     "adv_correct = adv_logits.argmax(1) == y", "adv_correct = adv_logits.argmax(1) != y",
+     "tests/test_evaluate_suite.py"),
+    ("corruption cache shared across evaluation seeds", "hemcli/data/corruptions/cache.py",
+     'return f"v{VERSION}-seed{seed}-n', 'return f"v{VERSION}-seed0-n', "tests/test_corruptions.py"),
+    ("hem evaluate measures before the weights of every file are checked", "hemcli/cli.py",
+     "    again.check_all(items, cache)\n", "", "tests/test_evaluate_cli.py::test_one_bad_file_in_a_folder_changes_none_of_the_good_ones"),
 ]
 
 

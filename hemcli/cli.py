@@ -200,6 +200,8 @@ def sweep(
 PathsArg = typer.Argument(..., help="Result files, or folders searched for them (a whole sweep).")
 MeasureSetOpt = typer.Option([], "--set", "-s", metavar="KEY=VALUE",
                              help="Set an evaluation key, e.g. --set evaluation.accept=0.9 (repeatable).")
+MeasureDeviceOpt = typer.Option(None, help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps (default: the run's).")
+MeasureRootOpt = typer.Option(None, help="Data folder (default: the run's).")
 
 
 @app.command()
@@ -212,8 +214,8 @@ def evaluate(
     attack_samples: Optional[str] = AttackSamplesOpt,
     attack_batch_size: Optional[str] = AttackBatchOpt,
     attack_strength: Optional[str] = AttackStrengthOpt,
-    device: Optional[str] = typer.Option(None, help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps."),
-    data_root: Optional[str] = typer.Option(None, help="Data folder (default: the run's)."),
+    device: Optional[str] = MeasureDeviceOpt,
+    data_root: Optional[str] = MeasureRootOpt,
     set_: List[str] = MeasureSetOpt,
     quiet: bool = QuietOpt,
 ):
@@ -231,8 +233,8 @@ def attack(
     attack_batch_size: Optional[str] = AttackBatchOpt,
     attack_strength: Optional[str] = AttackStrengthOpt,
     scores: Optional[str] = ScoresOpt,
-    device: Optional[str] = typer.Option(None, help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps."),
-    data_root: Optional[str] = typer.Option(None, help="Data folder (default: the run's)."),
+    device: Optional[str] = MeasureDeviceOpt,
+    data_root: Optional[str] = MeasureRootOpt,
     set_: List[str] = MeasureSetOpt,
     quiet: bool = QuietOpt,
 ):

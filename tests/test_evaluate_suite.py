@@ -146,3 +146,16 @@ def test_attack_budgets_are_the_papers(dataset, linf, l2):
     assert (suite.attack_budget(cfg, "linf"), suite.attack_budget(cfg, "l2")) == (linf, l2)
     cfg["evaluation"]["attack_eps_l2"] = 1.5
     assert suite.attack_budget(cfg, "l2") == 1.5
+
+
+def test_digits_heldout_scores_its_held_out_classes_as_a_real_unknown_set():
+    from hemcli.data import load_dataset
+
+    s = subject("digits-heldout", classes=6, ood_samples=100, scores="[msp]")
+    s.data = load_dataset("digits-heldout")
+    metrics, details, _ = suite.evaluate(s, ["ood"])
+    held_out = details["ood"]["sets"]["held-out-classes"]
+    assert (held_out["group"], held_out["images"]) == ("real", 100)
+    assert metrics["unknown_auroc_msp_real"] == details["ood"]["per_set"]["msp"]["held-out-classes"]["auroc"]
+    assert metrics["unknown_auroc_msp_all"] == pytest.approx(
+        np.mean([v["auroc"] for v in details["ood"]["per_set"]["msp"].values()]))

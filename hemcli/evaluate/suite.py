@@ -191,7 +191,8 @@ def _unknown_sets(subject: Subject):
     for name in SYNTHETIC_SETS:
         yield name, "synthetic", synthetic_set(name, test_x, n=n, seed=seed), f"generated (seed {seed})"
     if data.held_out_x is not None:
-        yield "held-out-classes", "real", data.held_out_x[:n], "the dataset's held-out classes"
+        order = torch.randperm(len(data.held_out_x), generator=torch.Generator().manual_seed(seed))[:n]
+        yield "held-out-classes", "real", data.held_out_x[order.sort().values], "the dataset's held-out classes"
     root = data_root(subject.cfg["dataset"]["root"])
     for name in REAL_UNKNOWN.get(subject.cfg["dataset"]["name"], ()):
         if name == "held-out-classes":
