@@ -68,7 +68,7 @@ def _torchattacks(model, x, y) -> tuple[float, torch.Tensor]:
     return time.perf_counter() - start, logits
 
 
-def bench_attack(rounds: int = 7) -> dict:
+def bench_attack(rounds: int = 21) -> dict:
     """Median over rounds of (torchattacks' seconds / hem's seconds) in the same round, i.e. hem's
     images/s as a share of torchattacks'; pairing the sides per round cancels the shared machine's
     drift, which swings single runs here by +-20%."""
