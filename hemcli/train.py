@@ -155,7 +155,7 @@ _CHECKPOINT_FIELDS = {"format": str, "epoch": int, "recipe": dict, "history": li
                       "optimizer": dict, "scheduler": dict, "generator": torch.Tensor, "torch_rng": torch.Tensor}
 
 
-def _same_run(saved: dict, recipe: dict) -> bool:
+def same_run(saved: dict, recipe: dict) -> bool:
     """The same condition and seed: a run may resume on another device, data folder or machine."""
     from hemcli.runs.condition import canonical, condition_of
 
@@ -189,7 +189,7 @@ class Checkpointer:
         if not (isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT
                 and all(isinstance(state.get(key), kind) for key, kind in _CHECKPOINT_FIELDS.items())):
             raise self._unreadable("not a hem checkpoint")
-        if not _same_run(state["recipe"], self.recipe):
+        if not same_run(state["recipe"], self.recipe):
             raise HemError(f"checkpoint {self.path} was made with another recipe; "
                            "resume with the same options or pass --overwrite to start again")
         return state

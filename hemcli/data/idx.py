@@ -32,6 +32,11 @@ def images_file(raw: Path, split: str) -> Path | None:
     return _find(raw, split, "images")
 
 
+def labels_file(raw: Path, split: str) -> Path | None:
+    """The labels file of ``split`` in ``raw`` (plain or .gz), None if absent."""
+    return _find(raw, split, "labels")
+
+
 def has_split(raw: Path, split: str) -> bool:
     return all(_find(raw, split, kind) is not None for kind in _MAGIC)
 

@@ -173,7 +173,8 @@ def _idx_images(path: Path) -> np.ndarray:
     return idx.read_idx(path, "images")
 
 
-def _npz_images(path: Path) -> np.ndarray:
+def npz_images(path: Path) -> np.ndarray:
+    """The uint8 images of an npz file in the KMNIST authors' format (key ``arr_0``)."""
     with np.load(path) as archive:
         return archive["arr_0"]
 
@@ -185,7 +186,7 @@ def _svhn_images(path: Path) -> np.ndarray:
     return np.transpose(loadmat(path, variable_names=["X"])["X"], (3, 2, 0, 1))
 
 
-class _ArraysOnly(pickle.Unpickler):
+class ArraysOnly(pickle.Unpickler):
     """An unpickler for CIFAR's files that builds numpy arrays and nothing else, so a planted file
     cannot run code."""
 
@@ -202,7 +203,7 @@ class _ArraysOnly(pickle.Unpickler):
 def _cifar_images(path: Path) -> np.ndarray:
     """CIFAR's pickles: b"data" is (N, 3072) uint8, each row the R, G, B planes of 32x32 row-major."""
     with open(path, "rb") as handle:
-        batch = _ArraysOnly(handle, encoding="bytes").load()
+        batch = ArraysOnly(handle, encoding="bytes").load()
     return np.asarray(batch[b"data"]).reshape(-1, 3, 32, 32)
 
 
@@ -217,7 +218,7 @@ def _mnist_like(name: str, folder: str, npz: str | None = None) -> Callable[[Pat
         if path is not None:
             return _array_set(name, root, path, _idx_images)
         path = _first_file(root / folder / npz) if npz else None
-        return _array_set(name, root, path, _npz_images) if path else None
+        return _array_set(name, root, path, npz_images) if path else None
 
     return locate
 

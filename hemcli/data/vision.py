@@ -29,7 +29,7 @@ import torch
 from hemcli.data import idx
 # private helpers of unknown_real, reused rather than written twice: the arrays-only unpickler
 # and the authors' npz reader (key arr_0)
-from hemcli.data.unknown_real import _ArraysOnly, _npz_images
+from hemcli.data.unknown_real import ArraysOnly, npz_images
 from hemcli.errors import HemError, unknown_name
 
 Split = tuple[torch.Tensor, torch.Tensor]
@@ -77,7 +77,7 @@ def _latin1(text: str, encoding: str = "utf-8") -> bytes:
     return text.encode("latin-1")
 
 
-class _CifarUnpickler(_ArraysOnly):
+class _CifarUnpickler(ArraysOnly):
     """Arrays-only unpickling that also takes bytes re-pickled by Python 3 at protocol 2."""
 
     def find_class(self, module: str, name: str):
@@ -224,7 +224,7 @@ def read_kmnist(root: Path | str, split: str = "train") -> Split:
     raw = folder / "raw"
     if idx.has_split(raw, split):
         images = idx.read_idx(idx.images_file(raw, split), "images")
-        labels = idx.read_idx(idx._find(raw, split, "labels"), "labels")  # private, as images_file's twin
+        labels = idx.read_idx(idx.labels_file(raw, split), "labels")
         return _as_split(images[:, None], labels, raw)
     npz = [folder / f"kmnist-{split}-{kind}.npz" for kind in ("imgs", "labels")]
     if not all(path.is_file() for path in npz):
@@ -233,7 +233,7 @@ def read_kmnist(root: Path | str, split: str = "train") -> Split:
                        [f"raw/{prefix}-images-idx3-ubyte[.gz] + raw/{prefix}-labels-idx1-ubyte[.gz]",
                         "or " + " + ".join(path.name for path in npz)], KMNIST_URL)
     try:
-        images = _npz_images(npz[0])
+        images = npz_images(npz[0])
         with np.load(npz[1]) as archive:
             labels = archive["arr_0"]
     except Exception as err:  # a foreign npz fails with KeyError, ValueError, OSError, ...

@@ -81,7 +81,7 @@ def load_model(item: Finished, data, dm):
     import torch
 
     from hemcli.models import build_model
-    from hemcli.train import CHECKPOINT_FORMAT, _same_run
+    from hemcli.train import CHECKPOINT_FORMAT, same_run
 
     where = item.checkpoint
     try:
@@ -90,7 +90,7 @@ def load_model(item: Finished, data, dm):
         raise HemError(f"cannot read checkpoint {where}: not a hem checkpoint") from None
     if not (isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT and isinstance(state.get("model"), dict)):
         raise HemError(f"cannot read checkpoint {where}: not a hem checkpoint")
-    if not isinstance(state.get("recipe"), dict) or not _same_run(state["recipe"], item.result["recipe"]):
+    if not isinstance(state.get("recipe"), dict) or not same_run(state["recipe"], item.result["recipe"]):
         raise HemError(f"checkpoint {where} belongs to another run (its recipe differs from {item.path.name}'s)")
     if state.get("epoch") != item.cfg["epochs"]:
         raise HemError(f"checkpoint {where} is from epoch {state.get('epoch')} of {item.cfg['epochs']}: "
