@@ -5,6 +5,8 @@ Targets (issue 2): HEM forward+backward <= 1.25x time and <= 1.5x peak memory of
 Issue 12: `hem sweep` of 8 short digits runs, --jobs 2 at least 1.6x as fast as --jobs 1.
 Issue 13: AutoAttack: run_autoattack images/s >= 0.95x torchattacks' AutoAttack on the same LeNet and
 images; corruption-set generation in images/s (greyscale MNIST-C list and RGB imagecorruptions; no target).
+Issue 14: one resnet18 epoch on 10 000 CIFAR-sized images, device-resident batches >= 1.5x the images/s
+of a torchvision DataLoader with 2 workers (and the data paths alone, no network).
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import torch
 from tabulate import tabulate
 
 from bench.bench_attack import bench_attack
+from bench.bench_batches import bench_resident_vs_loader
 from bench.bench_cli import bench_epoch, bench_startup
 from bench.bench_corruptions import bench_corruptions
 from bench.bench_losses import bench_hem
@@ -28,6 +31,12 @@ def main() -> None:
     for entry in (bench_epoch(), bench_startup(), bench_sweep(), bench_attack()):
         rows.append([entry["what"], entry["ratio"], entry["target"], None, None])
         print(f"  {entry['what']}: x{entry['ratio']:.2f} ({entry['hem_s']:.4f}s vs {entry['reference_s']:.4f}s)", flush=True)
+    entry = bench_resident_vs_loader()
+    rows.append([entry["what"], entry["ratio"], entry["target"], None, None])
+    print(f"  {entry['what']}: x{entry['ratio']:.2f} ({entry['resident_images_per_s']:.1f} vs "
+          f"{entry['loader_images_per_s']:.1f} images/s); data path alone x{entry['data_ratio']:.1f} "
+          f"({entry['resident_data_images_per_s']:.0f} vs {entry['loader_data_images_per_s']:.0f} images/s)",
+          flush=True)
     for entry in bench_corruptions():
         print(f"  {entry['what']}: {entry['images_per_s']:.0f} images/s ({entry['seconds']:.1f}s)", flush=True)
     print(tabulate(rows, headers=["measurement", "time ratio", "target", "memory ratio", "target"],

@@ -71,6 +71,12 @@ def _train_task(task: str, recipe, flags: dict, sets, out, overwrite, resume, qu
     if deterministic:
         sets = [*sets, "deterministic=true"]
     spec = plan_run(task, recipe, flags, sets, out)
+    if recipe is None and not quiet:
+        from hemcli.runs.spec import paper_recipe
+
+        found = paper_recipe(task, flags)
+        if found is not None:
+            print(f"hem: training as the paper's recipe {found} says", file=sys.stderr)
     if recipe is not None and _has_grid(recipe):
         from hemcli.progress import warn
         warn(f"{recipe} has a grid: block; hem {task} runs one run of it (hem sweep {task} runs the grid)")
@@ -81,6 +87,8 @@ def _train_task(task: str, recipe, flags: dict, sets, out, overwrite, resume, qu
         kept = (f"continue with --resume (checkpoint {checkpoint})" if checkpoint.is_file()
                 else "no checkpoint was written yet")
         raise Interrupted(f"interrupted; {kept}") from None
+    if result is None:  # a rank other than 0 of a data-parallel run: rank 0 reports
+        return
     if not quiet:
         shown = ", ".join(f"{k} {result['metrics'][k]:.2f}" for k in _headline(result))
         print(f"{shown}  ->  {spec.path}", file=sys.stderr)
@@ -96,8 +104,10 @@ def _has_grid(recipe) -> bool:
 @app.command()
 def classify(
     recipe: Optional[Path] = RecipeOpt,
-    dataset: Optional[str] = typer.Option(None, help="digits (default, offline), mnist, fashion-mnist."),
-    arch: Optional[str] = typer.Option(None, help="mlp, lenet (default), convnet."),
+    dataset: Optional[str] = typer.Option(None, help="digits (default, offline), mnist, fashion-mnist, cifar10, ...; "
+                                                     "`hem datasets` lists them."),
+    arch: Optional[str] = typer.Option(None, help="lenet (default), convnet, mlp, resnet32, ...; "
+                                                  "`hem archs --dataset D` lists them."),
     loss: Optional[str] = typer.Option(None, help="Loss name; `hem losses` lists them."),
     epochs: Optional[str] = typer.Option(None, metavar="INT", help="Training epochs."),
     seed: Optional[str] = typer.Option(None, metavar="INT", help="Seed."),
@@ -303,6 +313,36 @@ def losses():
     rows = [(name, ", ".join(f"{k}={_shown(v)}" for k, v in info.defaults.items()) or "-",
              "yes" if info.needs_class_counts else "", info.description) for name, info in LOSSES.items()]
     _emit(tabulate(rows, headers=["loss", "defaults", "class counts", "description"], tablefmt="github"))
+
+
+@app.command()
+def archs(dataset: str = typer.Option("cifar10", help="Size the networks for this dataset's images and classes.")):
+    """List the networks with their parameter counts for a dataset (those that do not fit say why)."""
+    from tabulate import tabulate
+
+    from hemcli.data import dataset_info
+    from hemcli.models import arch_table
+
+    info = dataset_info(dataset)
+    rows = [(name, f"{count:,}" if count is not None else "-", note)
+            for name, count, note in arch_table(info.input_shape, info.num_classes)]
+    shape = "x".join(map(str, info.input_shape))
+    _emit(f"{info.name}: {shape} inputs, {info.num_classes} classes\n"
+          + tabulate(rows, headers=["arch", "parameters", "description"], tablefmt="github",
+                     colalign=("left", "right", "left")))
+
+
+@app.command()
+def datasets():
+    """List the datasets with their image shape, class count and the files each needs under --data-root."""
+    from tabulate import tabulate
+
+    from hemcli.data import DATASETS
+
+    rows = [(name, "x".join(map(str, info.input_shape)), info.num_classes,
+             "disk (streamed)" if info.streamed else "memory", info.files) for name, info in DATASETS.items()]
+    _emit(tabulate(rows, headers=["dataset", "images", "classes", "held in", "files under the data root"],
+                   tablefmt="github"))
 
 
 def _shown(value) -> str:

@@ -63,6 +63,19 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.backends.cudnn.benchmark = False
 
 
+def _rank_device(device: torch.device, requested: str) -> torch.device:
+    """In a multi-process (torchrun) run on CUDA without an index named, each process drives the
+    GPU of its LOCAL_RANK."""
+    local = os.environ.get("LOCAL_RANK")
+    if device.type != "cuda" or ":" in requested or int(os.environ.get("WORLD_SIZE", "1")) < 2 or local is None:
+        return device
+    if int(local) >= torch.cuda.device_count():
+        raise HemError(f"process {local} of this torchrun has no GPU of its own "
+                       f"({torch.cuda.device_count()} here); start at most that many per node")
+    torch.cuda.set_device(int(local))
+    return torch.device("cuda", int(local))
+
+
 @dataclass
 class DeviceManager:
     device: torch.device
@@ -75,6 +88,7 @@ class DeviceManager:
         if amp not in AMP_MODES:
             raise HemError(f"unknown amp mode {amp!r}; valid choices: {', '.join(AMP_MODES)}")
         device = pick_device(cfg.get("device", "auto"))
+        device = _rank_device(device, cfg.get("device", "auto"))
         # Mixed precision and channels_last only pay off on CUDA; elsewhere they are ignored.
         on_cuda = device.type == "cuda"
         return cls(device, amp if on_cuda else "none", bool(cfg.get("channels_last")) and on_cuda)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 from hemcli import values
-from hemcli.errors import HemError, shown
+from hemcli.errors import HemError, unknown_name, shown
 
 _TYPE_NAMES = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false",
                "list[int]": "a list of integers", "list[str]": "a list of strings",
@@ -131,6 +131,10 @@ def unflatten(flat: Mapping[str, object]) -> dict:
 
 
 GRID_KEY = "grid"  # a recipe's sweep axes: read by `hem sweep`, not part of any one run's recipe
+# A recipe's settings for some losses only, e.g. ``by_loss: {ce: {schedule: {warmup_epochs: 10}}}``
+# (the paper trains Swin with CE after a longer warm-up): applied when the run's loss is one of them,
+# under what the command line sets; the resolved recipe holds the values, not this block.
+BY_LOSS_KEY = "by_loss"
 
 
 def _read_mapping(path: str | Path) -> dict:
@@ -149,6 +153,19 @@ def load_recipe_file(path: str | Path) -> dict:
     data = _read_mapping(path)
     data.pop(GRID_KEY, None)
     return data
+
+
+def _by_loss(block: object, path, schema: Mapping[str, Field]) -> dict[str, dict[str, object]]:
+    """A recipe's ``by_loss`` block, checked: loss name -> {dotted key: value}."""
+    from hemcli.losses import LOSSES
+
+    if not isinstance(block, dict) or not all(isinstance(v, dict) for v in block.values()):
+        raise HemError(f"recipe {path}: {BY_LOSS_KEY} must map loss names to recipe settings, "
+                       "e.g. {ce: {schedule: {warmup_epochs: 10}}}")
+    for name in block:
+        if name not in LOSSES:
+            raise unknown_name(f"loss in {path}'s {BY_LOSS_KEY}", name, LOSSES)
+    return {name: flatten(settings, schema) for name, settings in block.items()}
 
 
 def recipe_grid(path: str | Path) -> object:
@@ -186,16 +203,22 @@ def resolve(schema: Mapping[str, Field], task: str, recipe_path: str | Path | No
     flat = {key: copy.deepcopy(field.default) for key, field in schema.items()}
     if base is not None:
         flat.update(flatten(copy.deepcopy(dict(base)), schema))
+    by_loss = {}
     if recipe_path is not None:
         from_file = load_recipe_file(recipe_path)
         if from_file.get("task", task) != task:
             raise HemError(f"recipe {recipe_path} is for task {from_file['task']!r}, not {task!r}")
+        if BY_LOSS_KEY in from_file:
+            by_loss = _by_loss(from_file.pop(BY_LOSS_KEY), recipe_path, schema)
         flat.update(flatten(from_file, schema))
-    for key, value in (flags or {}).items():
-        if value is not None:
-            _assign(flat, key, value, schema)
-    for assignment in sets:
-        _assign(flat, *parse_set(assignment), schema)
+    given = [(key, value) for key, value in (flags or {}).items() if value is not None]
+    given += [parse_set(assignment) for assignment in sets]
+    for key, value in given:
+        _assign(flat, key, value, schema)
+    told = {key for key, _ in given}
+    for key, value in by_loss.get(flat.get("loss.name"), {}).items():
+        if key not in told:  # the command line wins over the recipe, by_loss included
+            flat[key] = value
     return unflatten({key: check_value(key, schema[key], value) for key, value in flat.items()})
 
 

@@ -7,16 +7,18 @@ import math
 from pathlib import Path
 
 import torch
-from torch import nn
 
+from hemcli.batches import Shard, to_unit
 from hemcli.device import AMP_MODES, check_device_name
+from hemcli.distributed import sum_over_ranks
 from hemcli.errors import HemError
 from hemcli.recipes import Field
 from hemcli.runs.files import write_atomic
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "multistep", "cosine")
-AUGMENTS = ("none", "crop_flip")
+# crop_flip: batches in memory (pad 4, random crop, flip); resized_crop_flip: a set streamed from disk
+AUGMENTS = ("none", "crop_flip", "resized_crop_flip")
 
 
 def _loss_names():
@@ -38,6 +40,9 @@ def common_fields() -> dict[str, Field]:
         "schedule.milestones": Field("list[int]", [], "epochs after which multistep multiplies the lr by gamma",
                                      minimum=1),
         "schedule.gamma": Field("float", 0.1, "multistep factor", minimum=0),
+        "schedule.warmup_epochs": Field("int", 0, "epochs of exponential warm-up before the schedule", minimum=0),
+        "schedule.warmup_start": Field("float", 0.01, "lr factor of the warm-up's first epoch", minimum=1e-12,
+                                       maximum=1),
         "epochs": Field("int", 20, "training epochs", minimum=1),
         "batch_size": Field("int", 128, "batch size", minimum=1),
         "augment": Field("str", "none", "batch augmentation", AUGMENTS),
@@ -47,39 +52,6 @@ def common_fields() -> dict[str, Field]:
         "channels_last": Field("bool", False, "channels_last memory format on CUDA"),
         "deterministic": Field("bool", False, "ask torch for deterministic kernels"),
     }
-
-
-class TensorBatches:
-    """Shuffled mini-batches of tensors that already live on the device (no workers, no copies)."""
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator,
-                 augment: str = "none"):
-        self.x, self.y, self.batch_size = x, y, batch_size
-        self.generator, self.augment = generator, augment
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.y) / self.batch_size)
-
-    def __iter__(self):
-        order = torch.randperm(len(self.y), generator=self.generator).to(self.y.device)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
-            x = self.x[idx]
-            yield (crop_flip(x, self.generator) if self.augment == "crop_flip" else x), self.y[idx]
-
-
-def crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
-    """Random crop after zero padding by ``pad``, and a random horizontal flip, per image."""
-    n, _, h, w = x.shape
-    padded = nn.functional.pad(x, (pad, pad, pad, pad))
-    dy, dx = (torch.randint(0, 2 * pad + 1, (2, n), generator=generator).to(x.device))
-    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
-    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
-    flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)[:, None, None, None]
-    cols = torch.where(flip, cols.flip(-1), cols)
-    batch = torch.arange(n, device=x.device)[:, None, None, None]
-    chans = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
-    return padded[batch, chans, rows, cols]
 
 
 def make_optimizer(cfg: dict, params) -> torch.optim.Optimizer:
@@ -92,8 +64,10 @@ def make_optimizer(cfg: dict, params) -> torch.optim.Optimizer:
 
 
 def make_scheduler(cfg: dict, optimizer: torch.optim.Optimizer):
-    """Stepped once per epoch."""
+    """Stepped once per epoch; with ``warmup_epochs`` W > 0 the lr factor is ``lr_factor``'s."""
     sched = cfg["schedule"]
+    if sched["warmup_epochs"] > 0:
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: lr_factor(sched, cfg["epochs"], epoch))
     if sched["name"] == "multistep":
         return torch.optim.lr_scheduler.MultiStepLR(optimizer, sched["milestones"], sched["gamma"])
     if sched["name"] == "cosine":
@@ -101,26 +75,54 @@ def make_scheduler(cfg: dict, optimizer: torch.optim.Optimizer):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
 
 
-def train_epoch(model, loss_fn, batches, optimizer, dm, on_batch=None) -> tuple[float, float]:
-    """One pass over ``batches``; returns (mean loss, accuracy %). Syncs with the device once.
+def lr_factor(sched: dict, epochs: int, epoch: int) -> float:
+    """The lr multiplier of (0-based) ``epoch``: an exponential warm-up over the first W =
+    ``warmup_epochs`` epochs, growing geometrically from ``warmup_start`` (s) to 1, s ** (1 - e / W),
+    then the schedule (the paper's Swin / ViT recipe: AdamW at a
+    fixed lr after a 5- or 10-epoch exponential warm-up). Multistep milestones count epochs of the
+    whole run; a cosine schedule spans the epochs after the warm-up."""
+    warmup = sched["warmup_epochs"]
+    if epoch < warmup:
+        return sched["warmup_start"] ** (1 - epoch / warmup)
+    if sched["name"] == "multistep":
+        return sched["gamma"] ** sum(epoch >= m for m in sched["milestones"])
+    if sched["name"] == "cosine":
+        span = max(epochs - warmup, 1)
+        return 0.5 * (1 + math.cos(math.pi * min(epoch - warmup, span) / span))
+    return 1.0
 
-    The running totals are summed once at the end: per batch only the loss and the predicted
-    classes are kept, since every extra small op shows in the epoch time of a small network.
+
+# torchvision's Inception v3 recipe: the auxiliary head's loss counts 0.4 of the main one
+AUX_LOSS_WEIGHT = 0.4
+
+
+def train_epoch(model, loss_fn, batches, optimizer, dm, on_batch=None) -> tuple[float, float]:
+    """One pass over ``batches`` of (x, y, weight); returns (mean loss, accuracy %) over every
+    sample of every rank. Syncs with the device once.
+
+    ``weight`` scales the loss of a rank's share of a global batch (see ``batches.Shard``). A
+    network that leaves auxiliary logits in ``aux_out`` (Inception) adds their loss, weighted by
+    ``AUX_LOSS_WEIGHT``. The running totals are summed once at the end: per batch only the loss and
+    the predicted classes are kept, since every extra small op shows in a small network's epoch time.
     """
     model.train()
+    net = getattr(model, "module", model)  # the network itself inside DDP
     scaler = dm.grad_scaler()
     losses, sizes, predicted, labels = [], [], [], []
-    for i, (x, y) in enumerate(batches, 1):
+    for i, (x, y, weight) in enumerate(batches, 1):
         with dm.autocast():
             logits = model(dm.prepare_input(x))
             loss = loss_fn(logits, y)
+            objective = loss if getattr(net, "aux_out", None) is None else (
+                loss + AUX_LOSS_WEIGHT * loss_fn(net.aux_out, y))
+        objective = objective * weight if weight != 1 else objective
         optimizer.zero_grad(set_to_none=True)
         if scaler.is_enabled():
-            scaler.scale(loss).backward()
+            scaler.scale(objective).backward()
             scaler.step(optimizer)
             scaler.update()
         else:
-            loss.backward()
+            objective.backward()
             optimizer.step()
         losses.append(loss.detach())
         predicted.append(logits.detach().argmax(1))
@@ -128,25 +130,33 @@ def train_epoch(model, loss_fn, batches, optimizer, dm, on_batch=None) -> tuple[
         labels.append(y)
         if on_batch:
             on_batch(i, len(batches))
-    seen = sum(sizes)
     loss_sum = (torch.stack(losses).float() * torch.tensor(sizes, device=dm.device)).sum()
     correct = (torch.cat(predicted) == torch.cat(labels)).sum()
-    return loss_sum.item() / seen, 100.0 * correct.item() / seen
+    totals = sum_over_ranks(torch.stack([loss_sum.double(), correct.double(),
+                                         torch.tensor(float(sum(sizes)), device=dm.device).double()]))
+    loss_total, correct_total, seen = totals.tolist()
+    return loss_total / seen, 100.0 * correct_total / seen
 
 
 @torch.no_grad()
 def predict_logits(model, x: torch.Tensor, dm, batch_size: int = 1024) -> torch.Tensor:
+    """Logits of images ``x`` (float in [0, 1], or uint8), ``batch_size`` at a time, in eval mode."""
     model.eval()
     outs = []
     for start in range(0, len(x), batch_size):
         with dm.autocast():
-            outs.append(model(dm.prepare_input(x[start:start + batch_size])).float())
+            outs.append(model(dm.prepare_input(to_unit(x[start:start + batch_size]))).float())
     return torch.cat(outs)
 
 
-def accuracy(model, x: torch.Tensor, y: torch.Tensor, dm) -> float:
-    """% correct, from the integer count (a float32 mean would print 89.73999619 for 8974 / 10000)."""
-    return 100.0 * (predict_logits(model, x, dm).argmax(1) == y).sum().item() / len(y)
+def accuracy(model, x: torch.Tensor, y: torch.Tensor, dm, shard: Shard = Shard()) -> float:
+    """% correct, from the integer count (a float32 mean would print 89.73999619 for 8974 / 10000).
+    Each rank of a data-parallel run predicts its ``shard`` of the images; the counts are added."""
+    start, end = shard.bounds(len(y))
+    correct = torch.zeros((), device=dm.device)
+    if end > start:
+        correct = (predict_logits(model, x[start:end], dm).argmax(1) == y[start:end]).sum()
+    return 100.0 * sum_over_ranks(correct.double()).item() / len(y)
 
 
 CHECKPOINT_FORMAT = "hem-checkpoint/1"

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from hemcli.cli import main
 from hemcli.errors import HemError
 from hemcli.models import ARCHS, arch_table, build_model, count_parameters
 
@@ -221,3 +222,31 @@ def test_pretrained_loads_what_fits(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err == ("hem: warning: the pretrained weights of resnet18 do not fit conv1.weight, "
                    "fc.weight, fc.bias; those start untrained\n")
+
+
+def test_hem_archs_counts_for_a_dataset(capsys):
+    """He et al.'s ResNet-32 for CIFAR-10 has 464,154 parameters (0.46M in their Table 6); for
+    CIFAR-100 the classifier grows by 64 * 90 + 90 = 5,850."""
+    assert main(["archs", "--dataset", "cifar10"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("cifar10: 3x32x32 inputs, 10 classes\n")
+    assert "| resnet32          |      464,154 |" in out
+    assert "| vit-b16           |            - | arch 'vit-b16' does not take 32x32 inputs" in out
+    assert main(["archs", "--dataset", "cifar100"]) == 0
+    assert "| resnet32          |      470,004 |" in capsys.readouterr().out
+
+
+def test_pretrained_runs_standardise_their_inputs():
+    """torchvision's weights expect ImageNet-standardised pixels: a normalised net on x is the bare
+    net on (x - mean) / std, channel by channel."""
+    torch.manual_seed(0)
+    bare = build_model("resnet18", (3, 32, 32), 10).eval()
+    torch.manual_seed(0)
+    normalised = build_model("resnet18", (3, 32, 32), 10, normalised=True).eval()
+    x = torch.rand(2, 3, 32, 32)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        assert torch.allclose(normalised(x), bare((x - mean) / std), atol=1e-5)
+        assert not torch.allclose(normalised(x), bare(x), atol=1e-3)
+    assert {"input_mean", "input_std"} <= set(normalised.state_dict())

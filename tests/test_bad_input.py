@@ -71,7 +71,33 @@ def idx_files(root: Path, splits=("t10k",), magic=2051) -> None:
         (raw / f"{split}-labels-idx1-ubyte").write_bytes(np.array([2049, 2], dtype=">i4").tobytes() + bytes(2))
 
 
+def tin_without_annotations(root: Path) -> None:
+    from fakedata import tin_tree
+
+    tin_tree(root / "data", annotations=False)
+
+
 CASES = [
+    # issue 14: datasets and architectures of the paper's Table 3
+    ("arch does not fit the dataset", ["--dataset", "cifar10", "--arch", "vit-b16"],
+     "arch 'vit-b16' does not take 32x32 inputs; it takes 224x224; dataset cifar10 has 32x32 images "
+     "(hem archs --dataset cifar10 lists those that fit)", None),
+    ("tin without val_annotations.txt", ["--dataset", "tin", "--arch", "resnet18", "--data-root", "data"],
+     "val_annotations.txt is missing", tin_without_annotations),
+    ("cifar10 files missing", ["--dataset", "cifar10", "--arch", "resnet32", "--data-root", "data",
+                               "--set", "dataset.download=false"],
+     "cifar10 train split not found: need data_batch_1, data_batch_2, data_batch_3, data_batch_4, data_batch_5 in "
+     "data/cifar-10-batches-py (get them from https://www.cs.toronto.edu/~kriz/cifar.html, the python version, "
+     "extracted in data)", None),
+    ("imagenet folders missing", ["--dataset", "imagenet", "--arch", "resnet50", "--data-root", "data"],
+     "imagenet train split not found: need train/<wnid>/*.JPEG in data/imagenet", None),
+    ("a streamed set measured beyond clean", ["--dataset", "imagenet", "--arch", "resnet50", "--eval", "clean,ood"],
+     "dataset imagenet streams from disk, so it is measured by clean accuracy only; drop --eval ood", None),
+    ("crop_flip on a streamed set", ["--dataset", "imagenet", "--arch", "resnet50", "--set", "augment=crop_flip"],
+     "augment 'crop_flip' does not apply to dataset imagenet; valid choices: resized_crop_flip, none", None),
+    ("pretrained for an arch without weights", ["--dataset", "cifar10", "--arch", "resnet32",
+                                                "--set", "model.pretrained=true"],
+     "arch 'resnet32' has no pretrained weights; archs with weights: resnet18, resnet50", None),
     # recipe files
     ("recipe not UTF-8", ["-r", "r.yaml"], "recipe r.yaml is not UTF-8 text", recipe(bytes(range(128, 256)) * 8)),
     ("recipe nested 20000 deep", ["-r", "r.yaml"], "recipe r.yaml is nested too deeply",
@@ -217,6 +243,20 @@ def check_case(tmp_path, monkeypatch, capsys, argv, message, setup):
 def test_classify_bad_input(tmp_path, monkeypatch, capsys, argv, message, setup):
     check_case(tmp_path, monkeypatch, capsys, ["classify", "--quiet", "--epochs", "1", *argv]
                if "--epochs" not in argv else ["classify", "--quiet", *argv], message, setup)
+
+
+def test_pretrained_weights_offline(tmp_path, monkeypatch, capsys):
+    """`model.pretrained=true` where the weights cannot be downloaded: one line before anything is written."""
+    import urllib.error
+
+    def offline(url, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    check_case(tmp_path, monkeypatch, capsys, ["classify", "--quiet", "--epochs", "1", "--dataset", "cifar10",
+                                               "--arch", "resnet18", "--set", "model.pretrained=true"],
+               "cannot download the pretrained weights of resnet18: <urlopen error [Errno -3] Temporary failure "
+               "in name resolution>; connect to the network, or put resnet18-", None)
 
 
 @pytest.mark.parametrize("argv, message, setup", [pytest.param(*case[1:], id=case[0]) for case in REPORT_CASES])

@@ -78,3 +78,20 @@ def test_a_long_label_is_cut_at_a_whole_key():
     text = label(shown, shown)
     assert len(text) <= LABEL_LIMIT and text.endswith(",etc")
     assert all(part.startswith("key") for part in text.split(",")[:-1])
+
+
+def test_keys_added_later_keep_earlier_ids_at_their_defaults():
+    """A result written before dataset.limit, model.pretrained and the warm-up existed has the id
+    of the same run planned now (so a sweep skips it); set to anything else, they make a new condition."""
+    old = {"task": "classify", "dataset": {"name": "cifar10", "root": None}, "model": {"arch": "resnet32"},
+           "schedule": {"name": "multistep", "milestones": [100, 105], "gamma": 0.1}, "seed": 0}
+    new = {**old, "dataset": {**old["dataset"], "limit": None, "workers": 2},
+           "model": {"arch": "resnet32", "pretrained": False},
+           "schedule": {**old["schedule"], "warmup_epochs": 0, "warmup_start": 0.01}}
+    assert condition_id(condition_of(new)) == condition_id(condition_of(old))
+    for changed in ({**new, "model": {"arch": "resnet32", "pretrained": True}},
+                    {**new, "dataset": {**new["dataset"], "limit": 256}},
+                    {**new, "schedule": {**new["schedule"], "warmup_epochs": 5}}):
+        assert condition_id(condition_of(changed)) != condition_id(condition_of(old))
+    # the DataLoader's worker count says how to run, not what: never part of the condition
+    assert condition_of({**new, "dataset": {**new["dataset"], "workers": 8}}) == condition_of(new)

@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 import torch
 
+import fakedata
 from conftest import needs_shared
-from hemcli.data import load_dataset, load_digits
+from hemcli.cli import main
+from hemcli.data import DATASETS, StreamData, limited, load_dataset, load_digits
 from hemcli.data.idx import read_idx, read_split
 from hemcli.errors import HemError
 
@@ -61,7 +63,8 @@ def test_missing_training_files_named(tmp_path):
 
 
 def test_unknown_dataset():
-    with pytest.raises(HemError, match="valid choices: digits, digits-heldout, fashion-mnist, mnist"):
+    with pytest.raises(HemError, match="valid choices: cifar10, cifar100, digits, digits-heldout, fashion-mnist, "
+                                       "imagenet, kmnist, mnist, svhn, tin"):
         load_dataset("cifar11")
 
 
@@ -93,7 +96,7 @@ def test_failed_download_leaves_the_data_root_untouched(tmp_path, monkeypatch):
     import torchvision.datasets as tvd
 
     monkeypatch.setattr(tvd.FashionMNIST, "mirrors", ["http://127.0.0.1:9/"])  # refused at once: offline
-    with pytest.raises(HemError, match="could not download FashionMNIST into .*nodata .*put the IDX files in"):
+    with pytest.raises(HemError, match="could not download FashionMNIST into .*nodata .*put the files at .*nodata/FashionMNIST/raw or"):
         load_dataset("fashion-mnist", str(tmp_path / "nodata"), download=True)
     assert list(tmp_path.iterdir()) == []
 
@@ -157,3 +160,109 @@ def test_digits_heldout_trains_on_0_to_5_and_holds_out_every_6_to_9_image():
     # the known classes keep digits' own split: the test images are digits' test images of 0-5
     full = load_dataset("digits")
     assert torch.equal(data.test_x, full.test_x[full.test_y < 6])
+
+
+# ---- issue 14: the paper's image datasets ---------------------------------------------------------
+
+def test_registry_names_and_shapes():
+    shapes = {name: (info.input_shape, info.num_classes) for name, info in DATASETS.items()}
+    assert shapes == {
+        "digits": ((1, 8, 8), 10), "digits-heldout": ((1, 8, 8), 6), "mnist": ((1, 28, 28), 10),
+        "fashion-mnist": ((1, 28, 28), 10), "kmnist": ((1, 28, 28), 10), "cifar10": ((3, 32, 32), 10),
+        "cifar100": ((3, 32, 32), 100), "svhn": ((3, 32, 32), 10), "tin": ((3, 64, 64), 200),
+        "imagenet": ((3, 224, 224), 1000)}
+    assert [name for name, info in DATASETS.items() if info.streamed] == ["imagenet"]
+
+
+@pytest.mark.parametrize("name, write, shape", [
+    ("cifar10", lambda root: fakedata.cifar(root, "cifar10"), (20, 3, 32, 32)),
+    ("cifar100", lambda root: fakedata.cifar(root, "cifar100"), (100, 3, 32, 32)),
+    ("svhn", fakedata.svhn, (8, 3, 32, 32)),
+    ("tin", fakedata.tin_tree, (6, 3, 64, 64)),
+    ("kmnist", lambda root: fakedata.mnist_like(root, "KMNIST"), (20, 1, 28, 28)),
+])
+def test_in_memory_sets_keep_uint8_training_images_and_float_test_images(tmp_path, name, write, shape):
+    write(tmp_path)
+    data = load_dataset(name, str(tmp_path), download=False)
+    assert tuple(data.train_x.shape) == shape and data.train_x.dtype == torch.uint8
+    assert data.test_x.dtype == torch.float32 and 0 <= data.test_x.min() and data.test_x.max() <= 1
+    assert data.num_classes == DATASETS[name].num_classes and data.input_shape == DATASETS[name].input_shape
+
+
+def test_test_images_are_the_files_pixels_over_255(tmp_path):
+    fakedata.cifar(tmp_path, "cifar10", test=3)
+    data = load_dataset("cifar10", str(tmp_path), download=False)
+    rows = fakedata.pattern(3, 3072, seed=9)  # the test batch cifar() wrote
+    assert torch.equal(data.test_x.reshape(3, -1), torch.from_numpy(rows).float() / 255)
+
+
+def test_missing_files_are_downloaded_whole_where_torchvision_can(tmp_path, monkeypatch):
+    """torchvision's CIFAR10 (faked: it writes the real files into the folder it is given) runs in a
+    temporary folder; its extracted folder is then moved under the data root."""
+    import torchvision.datasets as tvd
+
+    calls = []
+
+    def fake_cifar10(root, train, download):
+        calls.append((train, download))
+        if not (tmp_path / "staged").exists():
+            fakedata.cifar(tmp_path / "staged", "cifar10")
+        import shutil
+        shutil.copytree(tmp_path / "staged" / "cifar-10-batches-py", f"{root}/cifar-10-batches-py", dirs_exist_ok=True)
+
+    monkeypatch.setattr(tvd, "CIFAR10", fake_cifar10)
+    data = load_dataset("cifar10", str(tmp_path / "data"), download=True)
+    assert calls == [(True, True), (False, True)] and len(data.train_y) == 20
+    assert sorted(p.name for p in (tmp_path / "data" / "cifar-10-batches-py").iterdir()) == [
+        *(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]
+
+
+def test_a_failed_download_leaves_the_data_root_as_it_was(tmp_path, monkeypatch):
+    import torchvision.datasets as tvd
+
+    def offline(root, **kwargs):
+        raise RuntimeError("Error downloading cifar-10-python.tar.gz:\n<urlopen error [Errno -3] no network>")
+
+    monkeypatch.setattr(tvd, "CIFAR10", offline)
+    (tmp_path / "data").mkdir()
+    with pytest.raises(HemError, match=r"could not download CIFAR10 into .*data \(<urlopen error \[Errno -3\] "
+                                       r"no network>\); put the files at .*data/cifar-10-batches-py or pass --data-root"):
+        load_dataset("cifar10", str(tmp_path / "data"), download=True)
+    assert list((tmp_path / "data").iterdir()) == []
+
+
+def test_limit_takes_a_fixed_subset_and_keeps_the_whole_sets_class_counts(tmp_path):
+    fakedata.cifar(tmp_path, "cifar10", per_batch=4, test=6)
+    data = load_dataset("cifar10", str(tmp_path), download=False)
+    part, again = limited(data, 5), limited(data, 5)
+    assert len(part.train_y) == 5 and len(part.test_y) == 5 and torch.equal(part.train_x, again.train_x)
+    assert part.class_counts() == data.class_counts() == [2] * 10  # 20 images, labels 0..19 mod 10
+    assert limited(data, None) is data and len(limited(data, 50).train_y) == 20
+    # a subset of the training rows, in their order
+    rows = [int(np.flatnonzero((data.train_x.reshape(20, -1) == x.reshape(1, -1)).all(1))[0]) for x in part.train_x]
+    assert rows == sorted(rows) and len(set(rows)) == 5
+
+
+def test_imagenet_streams_with_the_papers_transforms(tmp_path):
+    fakedata.imagenet_tree(tmp_path, per_class=2)
+    data = load_dataset("imagenet", str(tmp_path), augment="resized_crop_flip")
+    assert isinstance(data, StreamData) and data.num_classes == 2 and data.class_counts() == [2, 2]
+    assert data.test_y.tolist() == [0, 0, 1, 1]
+    image, label = data.train[3]
+    assert image.shape == (3, 224, 224) and label == 1
+    assert [type(t).__name__ for t in data.train.transform.transforms][:2] == ["RandomResizedCrop",
+                                                                              "RandomHorizontalFlip"]
+    plain = load_dataset("imagenet", str(tmp_path), augment="none")
+    assert [type(t).__name__ for t in plain.train.transform.transforms][:2] == ["Resize", "CenterCrop"]
+    part = limited(data, 3)
+    assert len(part.train) == 3 and part.class_counts() == [2, 2] and len(part.test_y) == 3
+
+
+def test_hem_datasets_lists_files_and_where(capsys):
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    for line in ("| tin ", "tiny-imagenet-200/{wnids.txt,train/<wnid>/images/*.JPEG,val/images/*.JPEG,"
+                 "val/val_annotations.txt}", "| imagenet ", "disk (streamed)", "cifar-10-batches-py/{data_batch_1..5,"
+                 "test_batch}", "{train,test}_32x32.mat", "KMNIST/kmnist-{train,test}-{imgs,labels}.npz"):
+        assert line in out
+    assert len(out.splitlines()) == 2 + len(DATASETS)

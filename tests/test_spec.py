@@ -128,3 +128,16 @@ def test_runs_differing_in_one_key_both_succeed_and_a_rerun_is_refused(tmp_path,
     for result in results:
         assert result["condition"]["id"] == condition_id(condition_of(result["recipe"]))
         assert result["run"] + ".json" in {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("seed0.json")}
+
+
+def test_dataset_and_arch_flags_pick_the_papers_recipe(tmp_path):
+    """`hem classify --dataset tin --arch wrn28-10` trains as Table 3 says (200 epochs, SGD 0.1, drops at
+    50/100/150), and the run's command line names the recipe; a pair without a recipe keeps the defaults."""
+    spec = plan_run("classify", None, {"dataset.name": "tin", "model.arch": "wrn28-10"}, [], tmp_path)
+    cfg = spec.cfg
+    assert (cfg["epochs"], cfg["optim"]["name"], cfg["optim"]["lr"], cfg["schedule"]["milestones"]) == (
+        200, "sgd", 0.1, [50, 100, 150])
+    assert "--recipe" in spec.command and spec.command[spec.command.index("--recipe") + 1].endswith(
+        "recipes/classify/tin-wrn28-10.yaml")
+    other = plan_run("classify", None, {"dataset.name": "cifar10", "model.arch": "resnet18"}, [], tmp_path)
+    assert other.cfg["epochs"] == 30 and "--recipe" not in other.command

@@ -1,4 +1,3 @@
-import itertools
 import os
 
 import pytest
@@ -6,37 +5,8 @@ import torch
 
 from hemcli.device import DeviceManager
 from hemcli.errors import HemError
-from hemcli.train import Checkpointer, TensorBatches, crop_flip, make_optimizer, make_scheduler, train_epoch
-
-
-def test_batches_cover_every_sample_once():
-    x, y = torch.arange(10).float()[:, None], torch.arange(10)
-    batches = TensorBatches(x, y, 4, torch.Generator().manual_seed(0))
-    seen = torch.cat([b for _, b in batches])
-    assert len(batches) == 3 and sorted(seen.tolist()) == list(range(10))
-    assert not torch.equal(seen, y)  # shuffled
-
-
-def test_crop_flip_is_a_shifted_crop_or_its_mirror():
-    x = torch.arange(2 * 3 * 5 * 5).float().reshape(2, 3, 5, 5) + 1
-    out = crop_flip(x, torch.Generator().manual_seed(1), pad=2)
-    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
-    for i in range(2):
-        candidates = [padded[i, :, dy:dy + 5, dx:dx + 5] for dy, dx in itertools.product(range(5), range(5))]
-        candidates += [c.flip(-1) for c in candidates]
-        assert any(torch.equal(out[i], c) for c in candidates)
-
-
-def test_crop_flip_draws_every_shift_and_both_mirrors():
-    """400 copies of one image with distinct pixel values: each output identifies its (dy, dx, flip)."""
-    image = torch.arange(1, 10).float().reshape(1, 1, 3, 3)
-    out = crop_flip(image.repeat(400, 1, 1, 1), torch.Generator().manual_seed(0), pad=1)
-    padded = torch.nn.functional.pad(image[0], (1, 1, 1, 1))
-    views = {(dy, dx, flip): (padded[:, dy:dy + 3, dx:dx + 3].flip(-1) if flip else padded[:, dy:dy + 3, dx:dx + 3])
-             for dy, dx, flip in itertools.product(range(3), range(3), (False, True))}
-    drawn = [next(key for key, view in views.items() if torch.equal(o, view)) for o in out]
-    assert set(drawn) == set(views)  # all 9 shifts x 2 mirrors occur (p of missing one < 1e-8)
-    assert 150 < sum(flip for _, _, flip in drawn) < 250  # about half mirrored
+from hemcli.batches import TensorBatches
+from hemcli.train import Checkpointer, lr_factor, make_optimizer, make_scheduler, train_epoch
 
 
 def test_train_loss_is_the_mean_over_samples_not_batches():
@@ -54,7 +24,8 @@ def test_train_loss_is_the_mean_over_samples_not_batches():
 
 def cfg(**optim):
     return {"optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "nesterov": False, **optim},
-            "schedule": {"name": "multistep", "milestones": [2, 3], "gamma": 0.1}, "epochs": 4}
+            "schedule": {"name": "multistep", "milestones": [2, 3], "gamma": 0.1, "warmup_epochs": 0,
+                         "warmup_start": 0.01}, "epochs": 4}
 
 
 def test_multistep_schedule_values():
@@ -67,6 +38,36 @@ def test_multistep_schedule_values():
         opt.step()
         sched.step()
     assert lrs == pytest.approx([0.1, 0.1, 0.01, 0.001])
+
+
+def lrs_of(config, epochs):
+    opt = make_optimizer(config, torch.nn.Linear(2, 2).parameters())
+    sched = make_scheduler(config, opt)
+    lrs = []
+    for _ in range(epochs):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return lrs
+
+
+def test_exponential_warmup_then_fixed_lr():
+    """Swin's recipe: AdamW at 1e-3 after 5 warm-up epochs from 0.01 of it, by hand:
+    1e-3 * 0.01 ** (1 - e / 5) = 1e-5, 2.512e-5, 6.310e-5, 1.585e-4, 3.981e-4, then 1e-3."""
+    config = cfg(name="adamw", lr=1e-3)
+    config["schedule"].update(name="constant", milestones=[], warmup_epochs=5)
+    assert lrs_of(config, 7) == pytest.approx([1e-5, 2.5119e-5, 6.3096e-5, 1.5849e-4, 3.9811e-4, 1e-3, 1e-3],
+                                              rel=1e-4)
+
+
+def test_warmup_before_multistep_and_cosine():
+    config = cfg()
+    config["schedule"].update(warmup_epochs=2, warmup_start=0.25, milestones=[3])
+    assert lrs_of(config, 5) == pytest.approx([0.025, 0.05, 0.1, 0.01, 0.01])  # 0.1 * 0.25 ** (1 - e / 2)
+    config["schedule"].update(name="cosine")
+    config["epochs"] = 6  # 4 epochs of cosine after the warm-up: 1, (1 + cos(pi / 4)) / 2, 1 / 2, ...
+    assert [lr_factor(config["schedule"], 6, e) for e in range(2, 6)] == pytest.approx(
+        [1.0, 0.853553, 0.5, 0.146447], rel=1e-5)
 
 
 def test_checkpoint_roundtrip_weights_only(tmp_path):

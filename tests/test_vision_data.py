@@ -8,24 +8,13 @@ import torch
 from PIL import Image
 
 from conftest import needs_shared
+from fakedata import pattern, tin_tree, write_cifar_batch
 from hemcli.data.vision import (imagenet_folder, read_cifar, read_kmnist, read_svhn, read_tinyimagenet,
                                 tin_classes)
 from hemcli.errors import HemError
 
 
-def pattern(*shape, seed=0):
-    return np.random.default_rng(seed).integers(0, 256, size=shape, dtype=np.uint8)
-
-
 # ---- CIFAR ------------------------------------------------------------------------------------------
-
-def write_cifar_batch(path, rows, labels, label_key):
-    """A batch as the originals: a dict of bytes keys, pickled at protocol 2."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    batch = {b"batch_label": b"testing batch", b"data": rows, label_key: list(labels),
-             b"filenames": [b"img_%d.png" % i for i in range(len(rows))]}
-    path.write_bytes(pickle.dumps(batch, protocol=2))
-
 
 def test_cifar10_train_concatenates_five_batches(tmp_path):
     folder = tmp_path / "cifar-10-batches-py"
@@ -100,32 +89,6 @@ def test_svhn_orientation_and_digit_zero(tmp_path):
 
 
 # ---- TinyImageNet-200 -------------------------------------------------------------------------------
-
-WNIDS = ["n09999999", "n01443537", "n02085620"]  # wnids.txt order is not sorted in the official file
-
-
-def colour_jpeg(path, value, mode="RGB"):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new(mode, (64, 64), value).save(path, quality=95)
-
-
-def tin_tree(root, annotations=True):
-    """A TinyImageNet-200 tree: per class two train images of a flat colour, three val images."""
-    base = root / "tiny-imagenet-200"
-    base.mkdir(parents=True)
-    (base / "wnids.txt").write_text("\n".join(WNIDS) + "\n")
-    for k, wnid in enumerate(WNIDS):
-        for j in range(2):
-            colour_jpeg(base / "train" / wnid / "images" / f"{wnid}_{j}.JPEG", (80 * k, 10 * j, 200))
-        (base / "train" / wnid / f"{wnid}_boxes.txt").write_text(f"{wnid}_0.JPEG\t0\t0\t63\t63\n")
-    val = [("val_0.JPEG", "n02085620"), ("val_1.JPEG", "n09999999"), ("val_2.JPEG", "n01443537")]
-    for name, _ in val:
-        colour_jpeg(base / "val" / "images" / name, 128, mode="L")  # TIN has some grey images
-    if annotations:
-        (base / "val" / "val_annotations.txt").write_text(
-            "".join(f"{name}\t{wnid}\t0\t0\t63\t63\n" for name, wnid in val))
-    return base
-
 
 def test_tinyimagenet_labels_follow_sorted_wnids(tmp_path):
     base = tin_tree(tmp_path)

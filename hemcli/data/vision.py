@@ -53,9 +53,13 @@ def _check_split(split: str) -> None:
         raise unknown_name("split", split, SPLITS)
 
 
+class MissingFiles(HemError):
+    """Files a dataset needs are not where they should be (a loader may then try to download)."""
+
+
 def _missing(what: str, folder: Path, names: list[str], source: str) -> HemError:
     """The one-line error for files of ``what`` that are not in ``folder``."""
-    return HemError(f"{what} not found: need {', '.join(names)} in {folder} (get them from {source})")
+    return MissingFiles(f"{what} not found: need {', '.join(names)} in {folder} (get them from {source})")
 
 
 def _as_split(images: np.ndarray, labels: np.ndarray, where: Path) -> Split:
@@ -245,13 +249,14 @@ def read_kmnist(root: Path | str, split: str = "train") -> Split:
 
 # ---- ImageNet --------------------------------------------------------------------------------------
 
-def imagenet_transform(split: str):
+def imagenet_transform(split: str, augment: bool = True):
     """The paper's ImageNet transforms, pixels left in [0, 1] (no normalisation): train
-    RandomResizedCrop 224 + horizontal flip; test Resize 256 (short side) + CenterCrop 224."""
+    RandomResizedCrop 224 + horizontal flip (with ``augment``; else as test); test Resize 256
+    (short side) + CenterCrop 224."""
     from torchvision import transforms as T
 
     _check_split(split)
-    if split == "train":
+    if split == "train" and augment:
         return T.Compose([T.RandomResizedCrop(224), T.RandomHorizontalFlip(), T.ToTensor()])
     return T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor()])
 
@@ -260,7 +265,7 @@ def _class_folders(folder: Path) -> list[str]:
     return sorted(entry.name for entry in folder.iterdir() if entry.is_dir() and not entry.name.startswith("."))
 
 
-def imagenet_folder(root: Path | str, split: str = "train"):
+def imagenet_folder(root: Path | str, split: str = "train", augment: bool = True):
     """ImageNet ``split`` ("test" = ``imagenet/val``) as a torchvision ImageFolder yielding
     (float32 (3, 224, 224) in [0, 1], class index of the sorted wnid folders)."""
     from torchvision.datasets import ImageFolder
@@ -275,6 +280,6 @@ def imagenet_folder(root: Path | str, split: str = "train"):
     if other.is_dir() and _class_folders(other) != _class_folders(folder):
         raise HemError(f"imagenet: {base}/train and {base}/val hold different class folders")
     try:
-        return ImageFolder(str(folder), transform=imagenet_transform(split))
+        return ImageFolder(str(folder), transform=imagenet_transform(split, augment))
     except (FileNotFoundError, OSError) as err:  # no class folders, or no images in them
         raise HemError(f"imagenet: {folder}: {err}") from None

@@ -107,11 +107,15 @@ def fitting(input_shape: tuple[int, ...]) -> list[str]:
 
 
 def build_model(arch: str, input_shape: tuple[int, ...], num_classes: int,
-                pretrained: bool = False) -> nn.Module:
+                pretrained: bool = False, normalised: bool | None = None) -> nn.Module:
     """The network ``arch`` for (C, H, W) inputs and ``num_classes`` logits; with ``pretrained``,
     torchvision's ImageNet weights wherever they fit. HemError (one line) for an unknown name
     (listing the names that take this input size), an input size the network does not take, or
-    pretrained weights that do not exist or cannot be downloaded."""
+    pretrained weights that do not exist or cannot be downloaded.
+
+    ``normalised`` (default: ``pretrained``) makes the network standardise its [0, 1] inputs with
+    ImageNet's channel means and deviations first, as torchvision's weights expect; a finished
+    pretrained run is rebuilt with ``normalised=True`` and its own weights, without a download."""
     if arch not in ARCHS:
         raise unknown_name("arch", arch, fitting(input_shape) or ARCHS)
     info = ARCHS[arch]
@@ -119,10 +123,36 @@ def build_model(arch: str, input_shape: tuple[int, ...], num_classes: int,
     if reason:
         raise HemError(reason)
     if pretrained and info.weights is None:
+        fetch_pretrained(arch)  # says which archs have weights
+    model = info(input_shape, num_classes)
+    model = imagenet.load_pretrained(model, arch, info.weights) if pretrained else model
+    return with_input_normalisation(model) if (pretrained if normalised is None else normalised) else model
+
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def with_input_normalisation(model: nn.Module) -> nn.Module:
+    """``model`` standardising its inputs by ImageNet's channel statistics before its first layer
+    (a forward pre-hook, so its own attributes and state-dict names stay as they are)."""
+    model.register_buffer("input_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+    model.register_buffer("input_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+    model.register_forward_pre_hook(_standardise)
+    return model
+
+
+def _standardise(model: nn.Module, args: tuple) -> tuple:
+    return ((args[0] - model.input_mean) / model.input_std, *args[1:])
+
+
+def fetch_pretrained(arch: str) -> None:
+    """Make sure torchvision's weights for ``arch`` are in torch's hub cache (downloading them once),
+    before a run writes anything; HemError in one line when ``arch`` has none or they cannot be had."""
+    info = ARCHS[arch] if arch in ARCHS else None
+    if info is None or info.weights is None:
         raise HemError(f"arch {arch!r} has no pretrained weights; archs with weights: "
                        + ", ".join(n for n, i in ARCHS.items() if i.weights))
-    model = info(input_shape, num_classes)
-    return imagenet.load_pretrained(model, arch, info.weights) if pretrained else model
+    imagenet.fetch_state_dict(arch, info.weights)
 
 
 def count_parameters(model: nn.Module) -> int:

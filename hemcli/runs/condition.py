@@ -21,10 +21,15 @@ from typing import Iterable, Mapping
 # Where and how to run, not what: the data folder and whether to download, the device, kernel and
 # memory-layout choices that do not change what is learned, and which evaluations to run after
 # training (a run with more evaluations is the same trained condition). The seed is kept apart.
-RUN_KEYS = ("seed", "device", "dataset.root", "dataset.download", "deterministic", "channels_last", "eval")
+RUN_KEYS = ("seed", "device", "dataset.root", "dataset.download", "dataset.workers", "deterministic",
+            "channels_last", "eval")
 # How the evaluations measure (sample counts, attack strength, scores): a run measured again with
 # other settings by `hem evaluate` / `hem attack` is still the same trained condition.
 RUN_PREFIXES = ("evaluation.",)
+# Keys added after results existed, left out of the condition while at these defaults, so that a
+# run made before they existed and the same run made now share one id (and a sweep skips it).
+LATER_DEFAULTS = {"dataset.limit": None, "model.pretrained": False, "schedule.warmup_epochs": 0,
+                  "schedule.warmup_start": 0.01}
 # Keys that already name a folder of the result path, so the label need not repeat them.
 PATH_KEYS = ("task", "dataset.name", "model.arch", "loss.name")
 LOSS_PARAMS = "loss.params."
@@ -46,10 +51,12 @@ def leaves(tree: Mapping, prefix: str = "") -> dict[str, object]:
 
 
 def condition_of(recipe: Mapping) -> dict[str, object]:
-    """The recipe's condition: its leaves without ``RUN_KEYS`` and ``RUN_PREFIXES``, in sorted key order."""
+    """The recipe's condition: its leaves without ``RUN_KEYS``, ``RUN_PREFIXES`` and the
+    ``LATER_DEFAULTS`` at their defaults, in sorted key order."""
     flat = leaves(recipe)
     return {key: flat[key] for key in sorted(flat)
-            if key not in RUN_KEYS and not key.startswith(RUN_PREFIXES)}
+            if key not in RUN_KEYS and not key.startswith(RUN_PREFIXES)
+            and not (key in LATER_DEFAULTS and flat[key] == LATER_DEFAULTS[key])}
 
 
 def canonical(value: object) -> object:

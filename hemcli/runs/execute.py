@@ -10,6 +10,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from contextlib import contextmanager
+
+from hemcli import distributed
 from hemcli.errors import HemError
 from hemcli.runs.files import write_json_atomic
 from hemcli.runs.lock import RunLock
@@ -17,13 +20,21 @@ from hemcli.runs.paths import attack_state_path, check_output, checkpoint_path, 
 from hemcli.runs.spec import RunSpec, task_module
 
 
-def train(spec: RunSpec, *, overwrite: bool = False, resume: bool = False, quiet: bool = False) -> dict:
-    """Run ``spec`` and write its result; HemError (nothing written) on bad input or a taken path."""
+def train(spec: RunSpec, *, overwrite: bool = False, resume: bool = False, quiet: bool = False) -> dict | None:
+    """Run ``spec`` and write its result; HemError (nothing written) on bad input or a taken path.
+
+    In a data-parallel run (torchrun) every process trains, but only rank 0 takes the lock and
+    writes checkpoints and the result; the others return None."""
     task = task_module(spec.task)
     path, checkpoint = spec.path, checkpoint_path(spec.path)
     check_output(path, overwrite, resume)
     prepared = task.setup(spec.cfg)
-    with RunLock(path):
+    if not distributed.is_main():
+        try:
+            return task.run(spec.cfg, checkpoint=checkpoint, resume=resume, quiet=True, prepared=prepared)
+        finally:
+            distributed.stop()
+    with RunLock(path), _group_stopped():
         check_output(path, overwrite, resume)  # again: a run on this path may have finished meanwhile
         remove_stale_temporaries(path)
         if overwrite and not resume:
@@ -35,6 +46,15 @@ def train(spec: RunSpec, *, overwrite: bool = False, resume: bool = False, quiet
         write_json_atomic(path, result)
         remove_attack_states(path)
     return result
+
+
+@contextmanager
+def _group_stopped():
+    """Leave the process group (if a run joined one) however the run ends."""
+    try:
+        yield
+    finally:
+        distributed.stop()
 
 
 def remove_stale_temporaries(path: Path) -> None:

@@ -60,14 +60,36 @@ def task_module(name: str):
     return importlib.import_module(TASKS[name])
 
 
+# The paper's recipes, one per (dataset, arch) pair: recipes/<task>/<dataset>-<arch>.yaml of a checkout
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+
+
+def paper_recipe(task: str, flags: Mapping[str, object]) -> Path | None:
+    """The paper's recipe for the dataset and arch the flags name (both), where there is one."""
+    dataset, arch = flags.get("dataset.name"), flags.get("model.arch")
+    if not (isinstance(dataset, str) and isinstance(arch, str)):
+        return None
+    path = RECIPES / task / f"{dataset}-{arch}.yaml"
+    if not path.is_file():
+        return None
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
+
+
 def plan_run(task: str, recipe: str | Path | None, flags: Mapping[str, object], sets: Iterable[str],
              out: str | Path, drop_foreign_params: bool = False) -> RunSpec:
     """Resolve and check the recipe, fill in the loss's default parameters, and name the run.
+
+    Without a recipe file, flags that name a dataset and an arch with a paper recipe
+    (``paper_recipe``) run that recipe: ``--dataset tin --arch wrn28-10`` trains as Table 3 says.
 
     ``drop_foreign_params``: leave out loss parameters the run's loss does not take (a sweep over
     several losses), instead of refusing them.
     """
     schema = task_module(task).schema()
+    recipe = recipe if recipe is not None else paper_recipe(task, flags)
     cfg = recipes.resolve(schema, task, recipe, flags, list(sets))
     cfg["loss"]["params"] = _loss_params(cfg["loss"], drop_foreign_params)
     raw_base = recipes.resolve(schema, task, recipe)

@@ -11,17 +11,20 @@ import time
 from pathlib import Path
 
 import torch
+import torch.utils.data
 
-from hemcli.data import DATASETS, dataset_info, load_dataset
+from hemcli import distributed
+from hemcli.batches import LoaderBatches, TensorBatches
+from hemcli.data import DATASETS, StreamData, dataset_info, limited, load_dataset
 from hemcli.device import DeviceManager, seed_everything
 from hemcli.evaluate.suite import Subject, evaluate, evaluation_fields
-from hemcli.errors import RunFailed
+from hemcli.errors import HemError, RunFailed
 from hemcli.models import ARCHS, build_model, count_parameters
 from hemcli.progress import Progress, warn
 from hemcli.recipes import Field
 from hemcli.results import build_result, environment
-from hemcli.train import (Checkpointer, TensorBatches, accuracy, common_fields, make_optimizer,
-                          make_scheduler, train_epoch)
+from hemcli.train import (Checkpointer, accuracy, common_fields, make_optimizer, make_scheduler,
+                          train_epoch)
 
 def schema() -> dict[str, Field]:
     return {
@@ -29,7 +32,12 @@ def schema() -> dict[str, Field]:
         "dataset.name": Field("str", "digits", "dataset", tuple(DATASETS)),
         "dataset.root": Field("str?", None, "data folder (default $HEM_DATA, else ./data)"),
         "dataset.download": Field("bool", True, "let torchvision download missing files"),
+        "dataset.limit": Field("int?", None, "use at most this many images of each split (smoke runs)",
+                               minimum=1),
+        "dataset.workers": Field("int", 2, "DataLoader workers of a set streamed from disk (imagenet)",
+                                 minimum=0),
         "model.arch": Field("str", "lenet", "network", tuple(ARCHS)),
+        "model.pretrained": Field("bool", False, "start from torchvision's ImageNet weights (downloads)"),
         **common_fields(),
         # digits has 1437 training images: batch 128 gives only 12 steps an epoch, too few.
         "epochs": Field("int", 30, "training epochs", minimum=1),
@@ -40,53 +48,75 @@ def schema() -> dict[str, Field]:
 
 def check(cfg: dict) -> None:
     """The checks that need neither the data nor the device (``hem sweep`` makes them for every run)."""
+    from hemcli.evaluate.suite import evaluation_names
     from hemcli.losses import check_loss
+    from hemcli.models import ARCHS
 
-    loss = cfg["loss"]
-    check_loss(loss["name"], num_classes=dataset_info(cfg["dataset"]["name"]).num_classes, **loss["params"])
+    loss, info = cfg["loss"], dataset_info(cfg["dataset"]["name"])
+    check_loss(loss["name"], num_classes=info.num_classes, **loss["params"])
+    reason = ARCHS[cfg["model"]["arch"]].misfit(info.input_shape)
+    if reason:
+        raise HemError(f"{reason}; dataset {info.name} has {info.input_shape[-2]}x{info.input_shape[-1]} "
+                       f"images (hem archs --dataset {info.name} lists those that fit)")
+    if cfg["augment"] not in info.augments:
+        raise HemError(f"augment {cfg['augment']!r} does not apply to dataset {info.name}; "
+                       f"valid choices: {', '.join(info.augments)}")
+    others = [name for name in evaluation_names(cfg["eval"]) if name != "clean"]
+    if info.streamed and others:
+        raise HemError(f"dataset {info.name} streams from disk, so it is measured by clean accuracy only; "
+                       f"drop --eval {','.join(others)}")
 
 
 def setup(cfg: dict):
     """Everything that can fail on bad input, done before any file is written.
 
-    The loss's parameters are checked before the data is loaded, since loading may download.
+    The loss's parameters are checked before the data is loaded, since loading may download;
+    pretrained weights are fetched here too, so a failed download leaves nothing behind.
     """
     from hemcli.losses import build_loss
 
+    from hemcli.models import fetch_pretrained
+
     dm = DeviceManager.from_config(cfg)
     check(cfg)
+    if cfg["model"]["pretrained"]:
+        fetch_pretrained(cfg["model"]["arch"])
     loss = cfg["loss"]
-    data = load_dataset(cfg["dataset"]["name"], cfg["dataset"]["root"], cfg["dataset"]["download"])
+    data = limited(load_dataset(cfg["dataset"]["name"], cfg["dataset"]["root"], cfg["dataset"]["download"],
+                                augment=cfg["augment"]), cfg["dataset"]["limit"])
     loss_fn = build_loss(loss["name"], num_classes=data.num_classes, class_counts=data.class_counts(),
                          **loss["params"])
     return dm, data, loss_fn
 
 
 def run(cfg: dict, checkpoint: Path | None = None, resume: bool = False, quiet: bool = False,
-        prepared=None, attack_state=None) -> dict:
-    """Train and evaluate as ``cfg`` says; returns the result record (see ``hemcli.results``).
+        prepared=None, attack_state=None) -> dict | None:
+    """Train and evaluate as ``cfg`` says; returns the result record (see ``hemcli.results``), or
+    None on the ranks other than 0 of a data-parallel run (``hemcli.distributed``).
 
     ``attack_state(norm) -> Path``: where an AutoAttack keeps its finished batches, so a run killed
     during its attack resumes there (``--resume``) instead of attacking again from the start."""
     seed_everything(cfg["seed"], cfg["deterministic"])
     dm, data, loss_fn = prepared or setup(cfg)
-    model = dm.prepare_model(build_model(cfg["model"]["arch"], data.input_shape, data.num_classes))
-    optimizer, generator = make_optimizer(cfg, model.parameters()), torch.Generator().manual_seed(cfg["seed"])
+    shard = distributed.start(dm.device)
+    net = dm.prepare_model(build_model(cfg["model"]["arch"], data.input_shape, data.num_classes,
+                                       pretrained=cfg["model"]["pretrained"]))
+    model = distributed.wrap(net, dm.device)
+    optimizer, generator = make_optimizer(cfg, net.parameters()), torch.Generator().manual_seed(cfg["seed"])
     scheduler = make_scheduler(cfg, optimizer)
-    train_x, train_y = data.train_x.to(dm.device), data.train_y.to(dm.device)
-    test_x, test_y = data.test_x.to(dm.device), data.test_y.to(dm.device)
-    batches = TensorBatches(train_x, train_y, cfg["batch_size"], generator, cfg["augment"])
+    batches = training_batches(data, cfg, dm, generator, shard)
     saver = Checkpointer(checkpoint, cfg) if checkpoint else None
     history, start = [], 1
     state = saver.load() if saver and resume else None
-    if saver and resume and state is None:
+    if saver and resume and state is None and shard.rank == 0:
         warn(f"no checkpoint at {checkpoint}; starting from epoch 1")
     if state:
-        saver.restore(state, model, optimizer, scheduler, generator)
+        saver.restore(state, net, optimizer, scheduler, generator)
         history, start = state["history"], state["epoch"] + 1
-    progress = Progress(cfg["epochs"], quiet)
+    progress = Progress(cfg["epochs"], quiet or shard.rank != 0)
     progress.say(f"classify {cfg['dataset']['name']} {cfg['model']['arch']} loss={cfg['loss']['name']} "
-                 f"seed={cfg['seed']} on {dm.device}" + (f", resuming at epoch {start}" if state else ""))
+                 f"seed={cfg['seed']} on {dm.device}" + (f" x{shard.world} processes" if shard.world > 1 else "")
+                 + (f", resuming at epoch {start}" if state else ""))
     began = time.perf_counter()
     for epoch in range(start, cfg["epochs"] + 1):
         tick = time.perf_counter()
@@ -99,17 +129,61 @@ def run(cfg: dict, checkpoint: Path | None = None, resume: bool = False, quiet: 
             raise RunFailed(f"loss became {loss} in epoch {epoch}; stopped, {kept}")
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
-        test_acc = accuracy(model, test_x, test_y, dm)
+        test_acc = test_accuracy(net, data, dm, shard, cfg)
         history.append({"epoch": epoch, "train_loss": loss, "train_accuracy": train_acc,
                         "test_accuracy": test_acc, "lr": lr, "seconds": seconds})
         progress.epoch(epoch, seconds, loss=loss, train=train_acc, test=test_acc)
-        if saver:
-            saver.save(epoch, model, optimizer, scheduler, generator, history)
+        if saver and shard.rank == 0:
+            saver.save(epoch, net, optimizer, scheduler, generator, history)
+    if shard.rank != 0:
+        return None
+    return _measured(net, data, cfg, dm, quiet, attack_state, history, began)
+
+
+def _measured(net, data, cfg, dm, quiet, attack_state, history, began) -> dict:
+    """The trained network measured as ``cfg["eval"]`` says, as a result record."""
+    progress = Progress(cfg["epochs"], quiet)
     progress.say("evaluating: " + ", ".join(cfg["eval"]))
-    subject = Subject(model, data, cfg, dm, quiet=quiet, attack_state=attack_state)
+    subject = Subject(net, data, cfg, dm, quiet=quiet, attack_state=attack_state)
+    if isinstance(data, StreamData):
+        subject.test_logits = streamed_logits(net, data.test, dm, cfg)
     metrics, details, seconds = evaluate(subject, cfg["eval"])
-    env = {**environment(dm.describe()), "parameters": count_parameters(model),
-           "train_size": len(train_y), "test_size": len(test_y), "class_counts": data.class_counts()}
+    env = {**environment(dm.describe()), "parameters": count_parameters(net), "processes": distributed.env_shard().world,
+           "train_size": len(data.train_y), "test_size": len(data.test_y), "class_counts": data.class_counts()}
     timings = {"total_seconds": time.perf_counter() - began,
                "train_seconds": sum(h["seconds"] for h in history), "evaluation_seconds": seconds}
     return {**build_result(cfg, metrics, history, env, timings), "evaluation": details}
+
+
+def training_batches(data, cfg: dict, dm, generator: torch.Generator, shard):
+    """Device-resident batches for a set in memory, a DataLoader stream for one read from disk."""
+    if isinstance(data, StreamData):
+        return LoaderBatches(data.train, cfg["batch_size"], generator, dm.device, cfg["dataset"]["workers"], shard)
+    return TensorBatches(data.train_x.to(dm.device), data.train_y.to(dm.device), cfg["batch_size"], generator,
+                         cfg["augment"], shard)
+
+
+def test_accuracy(net, data, dm, shard, cfg: dict) -> float:
+    """% of the test set classified correctly, each rank measuring its share."""
+    if isinstance(data, StreamData):
+        start, end = shard.bounds(len(data.test))
+        part = torch.utils.data.Subset(data.test, range(start, end))
+        labels = data.test_y[start:end].to(dm.device)
+        correct = (streamed_logits(net, part, dm, cfg).to(dm.device).argmax(1) == labels).sum().double()
+        return 100.0 * distributed.sum_over_ranks(correct).item() / len(data.test)
+    return accuracy(net, data.test_x.to(dm.device), data.test_y.to(dm.device), dm, shard)
+
+
+@torch.no_grad()
+def streamed_logits(net, dataset, dm, cfg: dict) -> torch.Tensor:
+    """Logits (on the CPU) of every image of ``dataset``, in order, read by DataLoader workers."""
+    from torch.utils.data import DataLoader
+
+    net.eval()
+    loader = DataLoader(dataset, batch_size=cfg["batch_size"], num_workers=cfg["dataset"]["workers"],
+                        pin_memory=dm.device.type == "cuda")
+    outs = [torch.zeros(0, 0)]
+    for x, _ in loader:
+        with dm.autocast():
+            outs.append(net(dm.prepare_input(x.to(dm.device, non_blocking=True))).float().cpu())
+    return torch.cat(outs[1:]) if len(outs) > 1 else outs[0]

@@ -95,7 +95,8 @@ def load_model(item: Finished, data, dm):
     if state.get("epoch") != item.cfg["epochs"]:
         raise HemError(f"checkpoint {where} is from epoch {state.get('epoch')} of {item.cfg['epochs']}: "
                        "the run did not finish")
-    model = build_model(item.cfg["model"]["arch"], data.input_shape, data.num_classes)
+    model = build_model(item.cfg["model"]["arch"], data.input_shape, data.num_classes,
+                        normalised=item.cfg["model"].get("pretrained", False))
     try:
         model.load_state_dict(state["model"])
     except (RuntimeError, KeyError, ValueError) as err:
@@ -111,12 +112,18 @@ class DataCache:
         self.loaded = {}
 
     def get(self, cfg: dict):
-        from hemcli.data import load_dataset
+        """The run's data as it trained on it (its ``dataset.limit`` part, where it had one)."""
+        from hemcli.data import StreamData, limited, load_dataset
 
-        key = (cfg["dataset"]["name"], cfg["dataset"]["root"])
+        limit = cfg["dataset"].get("limit")
+        key = (cfg["dataset"]["name"], cfg["dataset"]["root"], limit)
         if key not in self.loaded:
-            self.loaded[key] = load_dataset(cfg["dataset"]["name"], cfg["dataset"]["root"],
-                                            cfg["dataset"]["download"])
+            data = limited(load_dataset(cfg["dataset"]["name"], cfg["dataset"]["root"], cfg["dataset"]["download"]),
+                           limit)
+            if isinstance(data, StreamData):
+                raise HemError(f"dataset {cfg['dataset']['name']} streams from disk; hem evaluate measures "
+                               "sets held in memory only")
+            self.loaded[key] = data
         return self.loaded[key]
 
 
