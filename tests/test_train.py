@@ -161,3 +161,27 @@ def test_checkpoint_that_does_not_fit_the_model(tmp_path):
     opt = make_optimizer(cfg(), other.parameters())
     with pytest.raises(HemError, match="not a hem checkpoint .it does not fit this model and optimiser."):
         saver.restore(saver.load(), other, opt, make_scheduler(cfg(), opt), torch.Generator())
+
+
+def test_auxiliary_logits_add_their_loss_at_0_4():
+    """A network that leaves logits in ``aux_out`` (Inception v3) trains on loss + 0.4 * aux loss: with
+    the loss = mean of the logits' first column and SGD at lr 1, the aux head's weight moves by
+    0.4 * mean(x) and the main head's by 1 * mean(x), worked by hand."""
+    class TwoHeads(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.main, self.aux = torch.nn.Linear(1, 2, bias=False), torch.nn.Linear(1, 2, bias=False)
+            self.aux_out = None
+
+        def forward(self, x):
+            self.aux_out = self.aux(x) if self.training else None
+            return self.main(x)
+
+    model = TwoHeads()
+    before_main, before_aux = model.main.weight.detach().clone(), model.aux.weight.detach().clone()
+    x = torch.tensor([[1.0], [3.0]])
+    batches = [(x, torch.tensor([0, 1]), 1.0)]
+    loss_fn = lambda logits, targets: logits[:, 0].mean()  # noqa: E731
+    train_epoch(model, loss_fn, batches, torch.optim.SGD(model.parameters(), lr=1.0), DeviceManager(torch.device("cpu")))
+    assert torch.allclose(before_main - model.main.weight, torch.tensor([[2.0], [0.0]]))
+    assert torch.allclose(before_aux - model.aux.weight, torch.tensor([[0.8], [0.0]]))
