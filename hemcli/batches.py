@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.utils.data
 from torch import nn
 
 
@@ -41,6 +42,26 @@ class Shard:
         average the mean over all n samples, also when n does not divide evenly."""
         start, end = self.bounds(n)
         return (end - start) * self.world / n
+
+
+def epoch_order(labels: torch.Tensor, generator: torch.Generator, balanced: bool = False) -> torch.Tensor:
+    """The sample indices of one epoch, shuffled: each sample once, or with ``balanced`` (random
+    oversampling, Appendix E.1) every class as often as the largest: a class of n_j samples gives each
+    of them floor(n_max / n_j) times and n_max mod n_j more drawn without replacement, so an epoch
+    holds C * n_max samples (classes without samples stay out)."""
+    if not balanced:
+        return torch.randperm(len(labels), generator=generator)
+    labels = labels.cpu()
+    counts = torch.bincount(labels)
+    most = int(counts.max())
+    parts = []
+    for j in counts.nonzero().flatten().tolist():
+        members = (labels == j).nonzero().flatten()
+        repeats, extra = divmod(most, len(members))
+        picked = members[torch.randperm(len(members), generator=generator)[:extra]]
+        parts += [members.repeat(repeats), picked]
+    order = torch.cat(parts)
+    return order[torch.randperm(len(order), generator=generator)]
 
 
 def draw_crop_flip(n: int, generator: torch.Generator, pad: int = 4) -> tuple[torch.Tensor, ...]:
@@ -75,15 +96,17 @@ class TensorBatches:
     process would."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator,
-                 augment: str = "none", shard: Shard = Shard()):
+                 augment: str = "none", shard: Shard = Shard(), balanced: bool = False):
         self.x, self.y, self.batch_size = x, y, batch_size
-        self.generator, self.augment, self.shard = generator, augment, shard
+        self.generator, self.augment, self.shard, self.balanced = generator, augment, shard, balanced
+        self.size = len(self.y) if not balanced else len(torch.bincount(y.cpu()).nonzero()) * int(
+            torch.bincount(y.cpu()).max())
 
     def __len__(self) -> int:
-        return self.shard.batches(len(self.y), self.batch_size)
+        return self.shard.batches(self.size, self.batch_size)
 
     def __iter__(self):
-        order = torch.randperm(len(self.y), generator=self.generator).to(self.y.device)
+        order = epoch_order(self.y, self.generator, self.balanced).to(self.y.device)
         for begin in range(0, len(self) * self.batch_size, self.batch_size):
             idx = order[begin:begin + self.batch_size]
             params = draw_crop_flip(len(idx), self.generator) if self.augment == "crop_flip" else None
@@ -94,20 +117,33 @@ class TensorBatches:
             yield to_unit(x), self.y[idx[start:end]], self.shard.weight(len(idx))
 
 
+def targets_of(dataset) -> torch.Tensor:
+    """The labels of a map-style dataset: an ImageFolder's ``targets``, a TensorDataset's second
+    tensor, through Subsets."""
+    if isinstance(dataset, torch.utils.data.Subset):
+        return targets_of(dataset.dataset)[torch.as_tensor(dataset.indices, dtype=torch.int64)]
+    if isinstance(dataset, torch.utils.data.TensorDataset):
+        return dataset.tensors[1]
+    return torch.as_tensor(dataset.targets, dtype=torch.int64)
+
+
 class LoaderBatches:
     """Mini-batches streamed from a map-style dataset of (image tensor, label) by a DataLoader with
     ``workers`` processes and pinned memory, sharded like ``TensorBatches``."""
 
     def __init__(self, dataset, batch_size: int, generator: torch.Generator, device: torch.device,
-                 workers: int = 2, shard: Shard = Shard()):
+                 workers: int = 2, shard: Shard = Shard(), balanced: bool = False):
         self.dataset, self.batch_size, self.generator = dataset, batch_size, generator
-        self.device, self.workers, self.shard = device, workers, shard
+        self.device, self.workers, self.shard, self.balanced = device, workers, shard, balanced
+        self.labels = targets_of(dataset)
+        counts = torch.bincount(self.labels)
+        self.size = len(dataset) if not balanced else len(counts.nonzero()) * int(counts.max())
 
     def __len__(self) -> int:
-        return self.shard.batches(len(self.dataset), self.batch_size)
+        return self.shard.batches(self.size, self.batch_size)
 
     def _plan(self) -> tuple[list[list[int]], list[float]]:
-        order = torch.randperm(len(self.dataset), generator=self.generator).tolist()
+        order = epoch_order(self.labels, self.generator, self.balanced).tolist()
         parts, weights = [], []
         for begin in range(0, len(self) * self.batch_size, self.batch_size):
             batch = order[begin:begin + self.batch_size]

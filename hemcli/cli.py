@@ -32,7 +32,7 @@ OutOpt = typer.Option("results", "--out", "-o", help="Folder for result JSON fil
 OverwriteOpt = typer.Option(False, "--overwrite", help="Replace an existing result (and its checkpoint).")
 ResumeOpt = typer.Option(False, "--resume", help="Continue an interrupted run from its checkpoint.")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress output.")
-EvalHelp = "Evaluations after training, comma-separated: clean, corrupt, ood, attack, calibration."
+EvalHelp = "Evaluations after training, comma-separated: clean, shots, corrupt, ood, attack, calibration."
 ScoresOpt = typer.Option(None, metavar="LIST", help="Confidence scores for rejection and DAR: msp, mls, energy, gen.")
 OodSamplesOpt = typer.Option(None, metavar="INT", help="Images per synthetic unknown set, at most per real one (10000).")
 CorruptSamplesOpt = typer.Option(None, metavar="INT", help="At most this many images per corruption and severity.")
@@ -135,6 +135,48 @@ def classify(
                          ood_samples=ood_samples, corrupt_samples=corrupt_samples, attack_samples=attack_samples,
                          attack_batch_size=attack_batch_size, attack_strength=attack_strength)
     _train_task("classify", recipe, flags, set_, out, overwrite, resume, quiet, deterministic)
+
+
+@app.command()
+def longtail(
+    recipe: Optional[Path] = RecipeOpt,
+    dataset: Optional[str] = typer.Option(None, help="digits (default, offline), mnist, fashion-mnist, cifar10, ...; "
+                                                     "`hem datasets` lists them."),
+    arch: Optional[str] = typer.Option(None, help="lenet (default), convnet, mlp, resnet32, ...; "
+                                                  "`hem archs --dataset D` lists them."),
+    loss: Optional[str] = typer.Option(None, help="Loss name; `hem losses` lists them."),
+    epochs: Optional[str] = typer.Option(None, metavar="INT", help="Training epochs."),
+    seed: Optional[str] = typer.Option(None, metavar="INT", help="Seed."),
+    lr: Optional[str] = typer.Option(None, metavar="FLOAT", help="Learning rate."),
+    batch_size: Optional[str] = typer.Option(None, metavar="INT", help="Batch size."),
+    device: Optional[str] = typer.Option(None, help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps."),
+    data_root: Optional[str] = typer.Option(None, help="Data folder (default $HEM_DATA, else ./data)."),
+    eval_: Optional[str] = typer.Option(None, "--eval", metavar="LIST", help=EvalHelp + " Default: clean,shots."),
+    scores: Optional[str] = ScoresOpt,
+    ood_samples: Optional[str] = OodSamplesOpt,
+    corrupt_samples: Optional[str] = CorruptSamplesOpt,
+    attack_samples: Optional[str] = AttackSamplesOpt,
+    attack_batch_size: Optional[str] = AttackBatchOpt,
+    attack_strength: Optional[str] = AttackStrengthOpt,
+    imbalance: Optional[str] = typer.Option(None, metavar="FLOAT", help="Largest / smallest class count R "
+                                            "(f = R^(-1/(C-1))); --set longtail.factor=f gives f itself."),
+    oversample: bool = typer.Option(False, "--oversample", help="Every class as often as the largest, each epoch."),
+    set_: List[str] = SetOpt,
+    out: Path = OutOpt,
+    overwrite: bool = OverwriteOpt,
+    resume: bool = ResumeOpt,
+    quiet: bool = QuietOpt,
+    deterministic: bool = typer.Option(False, "--deterministic", help="Deterministic kernels."),
+):
+    """Train on a long-tailed subset (class j keeps its first floor(s_j f^j) samples), then measure it
+    with many/medium/few-shot accuracy (default: digits, imbalance 10, offline)."""
+    flags = _flag_values(dataset=dataset, arch=arch, loss=loss, epochs=epochs, seed=seed, lr=lr,
+                         batch_size=batch_size, device=device, data_root=data_root, eval=eval_, scores=scores,
+                         ood_samples=ood_samples, corrupt_samples=corrupt_samples, attack_samples=attack_samples,
+                         attack_batch_size=attack_batch_size, attack_strength=attack_strength, imbalance=imbalance)
+    if oversample:
+        set_ = [*set_, "sampling=oversample"]
+    _train_task("longtail", recipe, flags, set_, out, overwrite, resume, quiet, deterministic)
 
 
 @app.command(context_settings={"help_option_names": ["--help", "-h"]})

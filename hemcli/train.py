@@ -19,6 +19,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "multistep", "cosine")
 # crop_flip: batches in memory (pad 4, random crop, flip); resized_crop_flip: a set streamed from disk
 AUGMENTS = ("none", "crop_flip", "resized_crop_flip")
+SAMPLINGS = ("shuffle", "oversample")
 
 
 def _loss_names():
@@ -46,6 +47,8 @@ def common_fields() -> dict[str, Field]:
         "epochs": Field("int", 20, "training epochs", minimum=1),
         "batch_size": Field("int", 128, "batch size", minimum=1),
         "augment": Field("str", "none", "batch augmentation", AUGMENTS),
+        "sampling": Field("str", "shuffle", "shuffle: each sample once an epoch; oversample: each class as often "
+                          "as the largest (random oversampling)", SAMPLINGS),
         "seed": Field("int", 0, "seed for python, numpy and torch", minimum=0),
         "device": Field("str", "auto", "auto, cpu, cuda, cuda:N or mps", check=check_device_name),
         "amp": Field("str", "none", "mixed precision on CUDA", AMP_MODES),

@@ -54,19 +54,15 @@ class StreamData:
     input_shape: tuple[int, ...] = (3, 224, 224)
     full_counts: list[int] | None = None
 
-    @staticmethod
-    def _targets(dataset) -> torch.Tensor:
-        if isinstance(dataset, torch.utils.data.Subset):
-            return StreamData._targets(dataset.dataset)[torch.as_tensor(dataset.indices)]
-        return torch.as_tensor(dataset.targets, dtype=torch.int64)
-
     @property
     def train_y(self) -> torch.Tensor:
-        return self._targets(self.train)
+        from hemcli.batches import targets_of
+        return targets_of(self.train)
 
     @property
     def test_y(self) -> torch.Tensor:
-        return self._targets(self.test)
+        from hemcli.batches import targets_of
+        return targets_of(self.test)
 
     def class_counts(self) -> list[int]:
         return self.full_counts or torch.bincount(self.train_y, minlength=self.num_classes).tolist()

@@ -22,7 +22,7 @@ from torch import nn
 from hemcli.progress import note, warn
 from hemcli.recipes import Field
 
-EVALUATIONS = ("clean", "corrupt", "ood", "attack", "calibration")
+EVALUATIONS = ("clean", "shots", "corrupt", "ood", "attack", "calibration")
 # Results written before the evaluation suite named the one evaluation there was this way.
 LEGACY_EVALUATIONS = {"clean_accuracy": "clean"}
 ATTACK_NORMS = ("linf", "l2")
@@ -110,6 +110,29 @@ def evaluate(subject: Subject, names) -> tuple[dict, dict, dict]:
 def clean(subject: Subject) -> tuple[dict, dict]:
     correct = (subject.test_logits.argmax(1) == subject.data.test_y).sum().item()
     return {"clean_accuracy": 100.0 * correct / len(subject.data.test_y)}, {}
+
+
+def shots(subject: Subject) -> tuple[dict, dict]:
+    """Accuracy over the many-, medium- and few-shot classes (more than 100, 20 to 100, fewer than 20
+    training samples) and per class; a group without classes has no metric, and the record says so."""
+    from hemcli.data.longtail import FEW_BELOW, MANY_ABOVE, shot_groups
+
+    labels = subject.data.test_y
+    hits = (subject.test_logits.argmax(1) == labels).double()
+    counts = subject.data.class_counts()
+    per_class = [100.0 * hits[labels == j].mean().item() if (labels == j).any() else None
+                 for j in range(len(counts))]
+    metrics, empty = {}, []
+    for group, members in shot_groups(counts).items():
+        tested = torch.isin(labels, torch.tensor(members, dtype=labels.dtype))
+        if members and tested.any():
+            metrics[f"{group}_shot_accuracy"] = 100.0 * hits[tested].mean().item()
+        else:
+            empty.append(group)
+    return metrics, {"per_class_accuracy": per_class, "train_counts": counts, "empty_groups": empty,
+                     "groups": shot_groups(counts),
+                     "convention": f"many: > {MANY_ABOVE} training samples, medium: {FEW_BELOW}-{MANY_ABOVE}, "
+                                   f"few: < {FEW_BELOW}"}
 
 
 def calibration(subject: Subject) -> tuple[dict, dict]:
@@ -289,4 +312,4 @@ def attack(subject: Subject) -> tuple[dict, dict]:
                      "threshold_from": "correctly classified clean test images (whole test set)", "scores": scores}
 
 
-EVALUATORS = {"clean": clean, "corrupt": corrupt, "ood": ood, "attack": attack, "calibration": calibration}
+EVALUATORS = {"clean": clean, "shots": shots, "corrupt": corrupt, "ood": ood, "attack": attack, "calibration": calibration}

@@ -29,7 +29,7 @@ RUN_PREFIXES = ("evaluation.",)
 # Keys added after results existed, left out of the condition while at these defaults, so that a
 # run made before they existed and the same run made now share one id (and a sweep skips it).
 LATER_DEFAULTS = {"dataset.limit": None, "model.pretrained": False, "schedule.warmup_epochs": 0,
-                  "schedule.warmup_start": 0.01}
+                  "schedule.warmup_start": 0.01, "sampling": "shuffle"}
 # Keys that already name a folder of the result path, so the label need not repeat them.
 PATH_KEYS = ("task", "dataset.name", "model.arch", "loss.name")
 LOSS_PARAMS = "loss.params."

@@ -18,14 +18,14 @@ from hemcli import recipes, values
 from hemcli.errors import HemError, unknown_name
 from hemcli.runs import condition as conditions
 
-TASKS = {"classify": "hemcli.tasks.classify"}
+TASKS = {"classify": "hemcli.tasks.classify", "longtail": "hemcli.tasks.longtail"}
 # Flags are shorthand for recipe keys (`--lr 0.1` is `--set optim.lr=0.1`); names and paths stay text.
 FLAG_KEYS = {"dataset": "dataset.name", "arch": "model.arch", "loss": "loss.name", "epochs": "epochs",
              "seed": "seed", "lr": "optim.lr", "batch_size": "batch_size", "device": "device",
              "data_root": "dataset.root", "eval": "eval", "scores": "evaluation.scores",
              "ood_samples": "evaluation.ood_samples", "corrupt_samples": "evaluation.corrupt_samples",
              "attack_samples": "evaluation.attack_samples", "attack_batch_size": "evaluation.attack_batch_size",
-             "attack_strength": "evaluation.attack_strength"}
+             "attack_strength": "evaluation.attack_strength", "imbalance": "longtail.imbalance"}
 TEXT_FLAGS = ("dataset", "arch", "loss", "device", "data_root", "attack_strength")
 # Flags that take a comma-separated list (`--eval clean,ood`), or a YAML list (`--eval '[clean, ood]'`).
 LIST_FLAGS = ("eval", "scores")

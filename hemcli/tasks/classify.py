@@ -67,14 +67,15 @@ def check(cfg: dict) -> None:
                        f"drop --eval {','.join(others)}")
 
 
-def setup(cfg: dict):
+def setup(cfg: dict, reshape=None):
     """Everything that can fail on bad input, done before any file is written.
 
     The loss's parameters are checked before the data is loaded, since loading may download;
     pretrained weights are fetched here too, so a failed download leaves nothing behind.
+    ``reshape(data) -> data`` changes the training set before the loss sees its class counts (the
+    long-tailed subset of ``hem longtail``).
     """
     from hemcli.losses import build_loss
-
     from hemcli.models import fetch_pretrained
 
     dm = DeviceManager.from_config(cfg)
@@ -82,8 +83,9 @@ def setup(cfg: dict):
     if cfg["model"]["pretrained"]:
         fetch_pretrained(cfg["model"]["arch"])
     loss = cfg["loss"]
-    data = limited(load_dataset(cfg["dataset"]["name"], cfg["dataset"]["root"], cfg["dataset"]["download"],
-                                augment=cfg["augment"]), cfg["dataset"]["limit"])
+    data = load_dataset(cfg["dataset"]["name"], cfg["dataset"]["root"], cfg["dataset"]["download"],
+                        augment=cfg["augment"])
+    data = limited(reshape(data) if reshape else data, cfg["dataset"]["limit"])
     loss_fn = build_loss(loss["name"], num_classes=data.num_classes, class_counts=data.class_counts(),
                          **loss["params"])
     return dm, data, loss_fn
@@ -114,7 +116,7 @@ def run(cfg: dict, checkpoint: Path | None = None, resume: bool = False, quiet: 
         saver.restore(state, net, optimizer, scheduler, generator)
         history, start = state["history"], state["epoch"] + 1
     progress = Progress(cfg["epochs"], quiet or shard.rank != 0)
-    progress.say(f"classify {cfg['dataset']['name']} {cfg['model']['arch']} loss={cfg['loss']['name']} "
+    progress.say(f"{cfg['task']} {cfg['dataset']['name']} {cfg['model']['arch']} loss={cfg['loss']['name']} "
                  f"seed={cfg['seed']} on {dm.device}" + (f" x{shard.world} processes" if shard.world > 1 else "")
                  + (f", resuming at epoch {start}" if state else ""))
     began = time.perf_counter()
@@ -158,9 +160,10 @@ def _measured(net, data, cfg, dm, quiet, attack_state, history, began) -> dict:
 def training_batches(data, cfg: dict, dm, generator: torch.Generator, shard):
     """Device-resident batches for a set in memory, a DataLoader stream for one read from disk."""
     if isinstance(data, StreamData):
-        return LoaderBatches(data.train, cfg["batch_size"], generator, dm.device, cfg["dataset"]["workers"], shard)
+        return LoaderBatches(data.train, cfg["batch_size"], generator, dm.device, cfg["dataset"]["workers"], shard,
+                             balanced=cfg["sampling"] == "oversample")
     return TensorBatches(data.train_x.to(dm.device), data.train_y.to(dm.device), cfg["batch_size"], generator,
-                         cfg["augment"], shard)
+                         cfg["augment"], shard, balanced=cfg["sampling"] == "oversample")
 
 
 def test_accuracy(net, data, dm, shard, cfg: dict) -> float:
