@@ -1,0 +1,71 @@
+"""``hem longtail``: the subset reaches the losses, oversampling balances the classes, and the
+offline default runs end to end for ce, la, hem- and hem with the shot groups reported."""
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hemcli.batches import TensorBatches, epoch_order
+from hemcli.cli import main
+from hemcli.data import load_digits
+from hemcli.losses import build_loss
+from hemcli.recipes import resolve
+from hemcli.tasks import longtail
+
+
+def test_la_with_uniform_counts_is_ce_and_hem_with_uniform_counts_is_hem_minus():
+    """A uniform prior shifts every logit alike (softmax ignores it); equal per-class margins
+    sqrt(M / (C s)) are HEM-'s shared margin sqrt(M / (C s)) for a set of C s samples."""
+    torch.manual_seed(0)
+    logits, targets = torch.randn(64, 10) * 3, torch.randint(0, 10, (64,))
+    uniform = [500] * 10
+    la = build_loss("la", num_classes=10, class_counts=uniform)
+    assert torch.allclose(la(logits, targets), F.cross_entropy(logits, targets), atol=1e-6)
+    hem = build_loss("hem", num_classes=10, class_counts=uniform)
+    hem_minus = build_loss("hem-", num_classes=10, class_counts=uniform)
+    assert torch.allclose(hem(logits, targets), hem_minus(logits, targets), atol=1e-6)
+    skewed = build_loss("hem", num_classes=10, class_counts=[5000, 3000, 1800, 1080, 648, 388, 233, 139, 83, 50])
+    assert not torch.allclose(skewed(logits, targets), hem_minus(logits, targets), atol=1e-3)
+
+
+def test_oversampling_draws_every_class_as_often_as_the_largest():
+    labels = torch.tensor([0] * 7 + [1] * 3 + [2] * 1)
+    order = epoch_order(labels, torch.Generator().manual_seed(0), balanced=True)
+    assert torch.bincount(labels[order]).tolist() == [7, 7, 7]
+    # class 1: each of its 3 samples twice (7 = 2 * 3 + 1), and one of them once more
+    seen = torch.bincount(order[labels[order] == 1], minlength=11)[7:10].tolist()
+    assert sorted(seen) == [2, 2, 3] and torch.bincount(order[labels[order] == 0]).tolist() == [1] * 7
+    batches = TensorBatches(torch.zeros(11, 1), labels, 4, torch.Generator().manual_seed(0), balanced=True)
+    assert len(batches) == 6 and sum(len(y) for _, y, _ in batches) == 21
+
+
+def test_factor_from_imbalance_or_given():
+    cfg = resolve(longtail.schema(), "longtail", None, {"longtail.imbalance": 100.0})
+    assert longtail.factor(cfg, 10) == pytest.approx(100 ** (-1 / 9))
+    cfg = resolve(longtail.schema(), "longtail", None, {}, ["longtail.factor=0.6"])
+    assert longtail.factor(cfg, 10) == 0.6
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loss", ["ce", "la", "hem-", "hem"])
+def test_digits_imbalance_10_end_to_end(tmp_path, loss):
+    out = tmp_path / "results"
+    assert main(["longtail", "--loss", loss, "--imbalance", "10", "--epochs", "5", "--out", str(out), "--quiet"]) == 0
+    [path] = out.rglob("seed0.json")
+    result = json.loads(path.read_text())
+    counts = result["longtail"]["class_counts"]
+    digits = load_digits()
+    full, tested = torch.bincount(digits.train_y).tolist(), torch.bincount(digits.test_y).tolist()
+    assert counts == [math.floor(s * 10 ** (-j / 9) + 1e-9) for j, s in enumerate(full)]  # floor(s_j f^j)
+    assert result["environment"]["class_counts"] == counts and result["environment"]["train_size"] == sum(counts)
+    assert 9 < result["longtail"]["imbalance"] < 11
+    metrics = result["metrics"]
+    assert {"clean_accuracy", "many_shot_accuracy", "medium_shot_accuracy", "few_shot_accuracy"} <= set(metrics)
+    per_class = result["evaluation"]["shots"]["per_class_accuracy"]
+    # the test set is the whole balanced one: its accuracy is the per-class accuracies weighted by class size
+    assert sum(a * n for a, n in zip(per_class, tested)) / sum(tested) == pytest.approx(metrics["clean_accuracy"])
+    if loss == "hem":  # per-class margins sqrt(M / (C s_j)) from the subset's counts
+        margins = result["longtail"]["margins"]
+        assert margins == pytest.approx([(2000 / (10 * s)) ** 0.5 for s in counts], rel=1e-6)
