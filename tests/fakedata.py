@@ -91,3 +91,11 @@ def imagenet_tree(root, wnids=("n01440764", "n01443537"), per_class=2, size=(80,
         for k, wnid in enumerate(wnids):
             for j in range(per_class):
                 colour_jpeg(root / "imagenet" / split / wnid / f"{wnid}_{j}.JPEG", (200 * k, 30 * j, 90), size=size)
+
+
+def imagenet_lt_lists(root, wnids=("n01440764", "n01443537"), per_class=2):
+    """ImageNet-LT's list files over ``imagenet_tree``: class 0 keeps all its train images, class 1 one."""
+    train = [f"train/{wnids[0]}/{wnids[0]}_{j}.JPEG 0" for j in range(per_class)] + [f"train/{wnids[1]}/{wnids[1]}_0.JPEG 1"]
+    test = [f"val/{wnid}/{wnid}_{j}.JPEG {k}" for k, wnid in enumerate(wnids) for j in range(per_class)]
+    (root / "ImageNet_LT_train.txt").write_text("\n".join(train) + "\n")
+    (root / "ImageNet_LT_test.txt").write_text("\n".join(test) + "\n")

@@ -92,7 +92,8 @@ CASES = [
     ("imagenet folders missing", ["--dataset", "imagenet", "--arch", "resnet50", "--data-root", "data"],
      "imagenet train split not found: need train/<wnid>/*.JPEG in data/imagenet", None),
     ("a streamed set measured beyond clean", ["--dataset", "imagenet", "--arch", "resnet50", "--eval", "clean,ood"],
-     "dataset imagenet streams from disk, so it is measured by clean accuracy only; drop --eval ood", None),
+     "dataset imagenet streams from disk, so it is measured from its test logits only (clean, shots, "
+     "calibration); drop --eval ood", None),
     ("crop_flip on a streamed set", ["--dataset", "imagenet", "--arch", "resnet50", "--set", "augment=crop_flip"],
      "augment 'crop_flip' does not apply to dataset imagenet; valid choices: resized_crop_flip, none", None),
     ("pretrained for an arch without weights", ["--dataset", "cifar10", "--arch", "resnet32",

@@ -69,3 +69,16 @@ def test_digits_imbalance_10_end_to_end(tmp_path, loss):
     if loss == "hem":  # per-class margins sqrt(M / (C s_j)) from the subset's counts
         margins = result["longtail"]["margins"]
         assert margins == pytest.approx([(2000 / (10 * s)) ** 0.5 for s in counts], rel=1e-6)
+
+
+def test_imagenet_lt_from_its_list_files(tmp_path):
+    import fakedata
+    from hemcli.data import load_dataset
+
+    fakedata.imagenet_tree(tmp_path, per_class=2)
+    fakedata.imagenet_lt_lists(tmp_path)
+    data = load_dataset("imagenet-lt", str(tmp_path))
+    assert data.class_counts() == [2, 1] and data.num_classes == 2
+    assert data.test_y.tolist() == [0, 0, 1, 1]
+    image, label = data.train[2]
+    assert image.shape == (3, 224, 224) and label == 1

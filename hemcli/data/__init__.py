@@ -212,6 +212,16 @@ def _imagenet(root: str | None = None, download: bool = True, augment: str = "re
     return StreamData(train, test, num_classes=len(train.classes))
 
 
+def _imagenet_lt(root: str | None = None, download: bool = True, augment: str = "resized_crop_flip") -> StreamData:
+    """ImageNet-LT from its list files beside ``imagenet/`` (never downloaded)."""
+    from hemcli.data.vision import imagenet_lt
+
+    base = data_root(root)
+    train, test = imagenet_lt(base, "train", augment != "none"), imagenet_lt(base, "test")
+    # 1000 with the standard lists; the labels the lists use, in general
+    return StreamData(train, test, num_classes=1 + max(train.targets + test.targets))
+
+
 def _vision(name: str):
     """The reader ``name`` of ``hemcli.data.vision``, imported when a run needs it."""
     def read(root, split, **kwargs):
@@ -289,6 +299,11 @@ DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
                 input_shape=(3, 224, 224), streamed=True, augments=("resized_crop_flip", "none"), files=
                 "imagenet/train/<wnid>/*.JPEG and imagenet/val/<wnid>/*.JPEG (validation images sorted "
                 "into class folders; from https://image-net.org, never downloaded)"),
+    DatasetInfo("imagenet-lt", _imagenet_lt, 1000, "ImageNet-LT (Liu et al. 2019): ImageNet-1k subsets of the "
+                "standard lists, imbalance 1280 / 5 = 256", input_shape=(3, 224, 224), streamed=True,
+                augments=("resized_crop_flip", "none"),
+                files="ImageNet_LT_train.txt and ImageNet_LT_test.txt beside imagenet/{train,val}/<wnid>/*.JPEG "
+                      "(the lists from https://github.com/zhmiao/OpenLongTailRecognition-OLTR)"),
 )}
 
 

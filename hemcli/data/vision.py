@@ -283,3 +283,55 @@ def imagenet_folder(root: Path | str, split: str = "train", augment: bool = True
         return ImageFolder(str(folder), transform=imagenet_transform(split, augment))
     except (FileNotFoundError, OSError) as err:  # no class folders, or no images in them
         raise HemError(f"imagenet: {folder}: {err}") from None
+
+
+# ---- ImageNet-LT -----------------------------------------------------------------------------------
+
+IMAGENET_LT_URL = "https://github.com/zhmiao/OpenLongTailRecognition-OLTR (ImageNet_LT_*.txt)"
+
+
+class ListedImages:
+    """Images named by a list file of ``relative/path label`` lines (ImageNet-LT's), with a transform;
+    ``targets`` holds the labels, as ImageFolder's do."""
+
+    def __init__(self, base: Path, entries: list[tuple[str, int]], transform):
+        self.base, self.entries, self.transform = base, entries, transform
+        self.targets = [label for _, label in entries]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, index: int):
+        from PIL import Image
+
+        path, label = self.entries[index]
+        with Image.open(self.base / path) as image:
+            return self.transform(image.convert("RGB")), label
+
+
+def _list_entries(path: Path) -> list[tuple[str, int]]:
+    entries = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            raise HemError(f"{path}:{number}: expected 'relative/path.JPEG label', got {line.strip()[:80]!r}")
+        entries.append((parts[0], int(parts[1])))
+    return entries
+
+
+def imagenet_lt(root: Path | str, split: str = "train", augment: bool = True) -> ListedImages:
+    """ImageNet-LT ``split`` ("test" = ImageNet_LT_test.txt, 50 per class from ImageNet's val): the
+    images its list file names under ``<root>/imagenet/``, with the paper's ImageNet transforms."""
+    _check_split(split)
+    base = Path(root)
+    listing = base / f"ImageNet_LT_{split}.txt"
+    if not listing.is_file():
+        raise _missing(f"imagenet-lt {split} split", base, [listing.name, "imagenet/train/", "imagenet/val/"],
+                       IMAGENET_LT_URL)
+    entries = _list_entries(listing)
+    first_missing = next((path for path, _ in entries if not (base / "imagenet" / path).is_file()), None)
+    if first_missing is not None:
+        raise HemError(f"imagenet-lt: {listing.name} names {first_missing}, which is not in {base / 'imagenet'}")
+    return ListedImages(base / "imagenet", entries, imagenet_transform(split, augment))

@@ -46,6 +46,10 @@ def schema() -> dict[str, Field]:
     }
 
 
+# The evaluations a set streamed from disk can have: those that need only the clean test logits
+FROM_LOGITS = ("clean", "shots", "calibration")
+
+
 def check(cfg: dict) -> None:
     """The checks that need neither the data nor the device (``hem sweep`` makes them for every run)."""
     from hemcli.evaluate.suite import evaluation_names
@@ -61,10 +65,10 @@ def check(cfg: dict) -> None:
     if cfg["augment"] not in info.augments:
         raise HemError(f"augment {cfg['augment']!r} does not apply to dataset {info.name}; "
                        f"valid choices: {', '.join(info.augments)}")
-    others = [name for name in evaluation_names(cfg["eval"]) if name != "clean"]
+    others = [name for name in evaluation_names(cfg["eval"]) if name not in FROM_LOGITS]
     if info.streamed and others:
-        raise HemError(f"dataset {info.name} streams from disk, so it is measured by clean accuracy only; "
-                       f"drop --eval {','.join(others)}")
+        raise HemError(f"dataset {info.name} streams from disk, so it is measured from its test logits only "
+                       f"({', '.join(FROM_LOGITS)}); drop --eval {','.join(others)}")
 
 
 def setup(cfg: dict, reshape=None):

@@ -16,6 +16,10 @@ from hemcli.recipes import Field
 from hemcli.tasks import classify
 
 
+# Long-tailed sets that come as lists of their own (no factor applies)
+LISTED = ("imagenet-lt",)
+
+
 def schema() -> dict[str, Field]:
     fields = classify.schema()
     fields["task"] = Field("str", "longtail", "the task this recipe is for", ("longtail",))
@@ -42,9 +46,11 @@ def check(cfg: dict) -> None:
 
     classify.check(cfg)
     info = dataset_info(cfg["dataset"]["name"])
+    if info.name in LISTED:
+        return
     if info.streamed:
-        raise HemError(f"dataset {info.name} streams from disk; a long-tailed subset is made of sets held in "
-                       "memory (ImageNet-LT comes from its list files)")
+        raise HemError(f"dataset {info.name} streams from disk; a long-tailed subset is cut from a set held in "
+                       f"memory, or comes as list files: {', '.join(LISTED)}")
     factor(cfg, info.num_classes)
 
 
@@ -62,6 +68,8 @@ def setup(cfg: dict):
     check(cfg)
     from hemcli.data import dataset_info
 
+    if cfg["dataset"]["name"] in LISTED:
+        return classify.setup(cfg)
     f = factor(cfg, dataset_info(cfg["dataset"]["name"]).num_classes)
     return classify.setup(cfg, reshape=lambda data: subset(data, f))
 
@@ -75,7 +83,8 @@ def run(cfg: dict, checkpoint: Path | None = None, resume: bool = False, quiet: 
         return None
     counts = data.class_counts()
     margins = getattr(loss_fn, "margins", None)
-    result["longtail"] = {"factor": factor(cfg, data.num_classes), "class_counts": counts,
+    listed = cfg["dataset"]["name"] in LISTED
+    result["longtail"] = {"factor": None if listed else factor(cfg, data.num_classes), "class_counts": counts,
                           "imbalance": max(counts) / min(counts), "train_size": sum(counts),
                           "margins": margins.tolist() if margins is not None else None}
     return result
