@@ -36,9 +36,20 @@ def write_cifar_batch(path, rows, labels, label_key):
     path.write_bytes(pickle.dumps(batch, protocol=2))
 
 
-def cifar(root, which="cifar10", per_batch=4, test=6):
+def cifar(root, which="cifar10", per_batch=4, test=6, per_class=None):
+    """CIFAR files; ``per_class`` instead writes that many training images of every class (in label
+    order), enough for a long-tailed subset to keep a sample of each."""
     classes = 10 if which == "cifar10" else 100
-    if which == "cifar10":
+    if per_class is not None:
+        labels = np.repeat(np.arange(classes), per_class)
+        per_batch = len(labels) // 5 if which == "cifar10" else len(labels)
+    if which == "cifar10" and per_class is not None:
+        folder = root / "cifar-10-batches-py"
+        for i in range(1, 6):
+            part = labels[(i - 1) * per_batch:i * per_batch]
+            write_cifar_batch(folder / f"data_batch_{i}", pattern(len(part), 3072, seed=i), part, b"labels")
+        write_cifar_batch(folder / "test_batch", pattern(test, 3072, seed=9), np.arange(test) % classes, b"labels")
+    elif which == "cifar10":
         folder = root / "cifar-10-batches-py"
         for i in range(1, 6):
             write_cifar_batch(folder / f"data_batch_{i}", pattern(per_batch, 3072, seed=i),
@@ -46,7 +57,8 @@ def cifar(root, which="cifar10", per_batch=4, test=6):
         write_cifar_batch(folder / "test_batch", pattern(test, 3072, seed=9), np.arange(test) % classes, b"labels")
     else:
         folder = root / "cifar-100-python"
-        write_cifar_batch(folder / "train", pattern(classes, 3072, seed=1), np.arange(classes), b"fine_labels")
+        train = labels if per_class is not None else np.arange(classes)
+        write_cifar_batch(folder / "train", pattern(len(train), 3072, seed=1), train, b"fine_labels")
         write_cifar_batch(folder / "test", pattern(test, 3072, seed=2), np.arange(test) * 3 % classes, b"fine_labels")
 
 
