@@ -260,6 +260,24 @@ def test_pretrained_weights_offline(tmp_path, monkeypatch, capsys):
                "in name resolution>; connect to the network, or put resnet18-", None)
 
 
+LONGTAIL_CASES = [
+    ("imbalance below 1", ["--imbalance", "0.5"], "recipe key 'longtail.imbalance' must be >= 1, got 0.5", None),
+    ("factor above 1", ["--set", "longtail.factor=1.5"], "recipe key 'longtail.factor' must be <= 1, got 1.5", None),
+    ("factor 0", ["--set", "longtail.factor=0"], "long-tail factor f must be in (0, 1], got 0.0", None),
+    # digits keeps about 145 a class: 145 * 0.3 ** 4 = 1.17, 145 * 0.3 ** 5 = 0.35
+    ("a class left without samples", ["--set", "longtail.factor=0.3"],
+     "long-tail factor 0.3 leaves classes 5, 6, 7, 8, 9 without a training sample (it keeps floor(s_j * f^j))", None),
+    ("a long-tailed cut of a streamed set", ["--dataset", "imagenet", "--arch", "resnet50"],
+     "dataset imagenet streams from disk; a long-tailed subset is cut from a set held in memory, or comes as list "
+     "files: imagenet-lt", None),
+]
+
+
+@pytest.mark.parametrize("argv, message, setup", [pytest.param(*case[1:], id=case[0]) for case in LONGTAIL_CASES])
+def test_longtail_bad_input(tmp_path, monkeypatch, capsys, argv, message, setup):
+    check_case(tmp_path, monkeypatch, capsys, ["longtail", "--quiet", "--epochs", "1", *argv], message, setup)
+
+
 @pytest.mark.parametrize("argv, message, setup", [pytest.param(*case[1:], id=case[0]) for case in REPORT_CASES])
 def test_report_bad_input(tmp_path, monkeypatch, capsys, argv, message, setup):
     check_case(tmp_path, monkeypatch, capsys, argv, message, setup)
