@@ -64,6 +64,7 @@ def test_digits_imbalance_10_end_to_end(tmp_path, loss):
     metrics = result["metrics"]
     assert {"clean_accuracy", "many_shot_accuracy", "medium_shot_accuracy", "few_shot_accuracy"} <= set(metrics)
     per_class = result["evaluation"]["shots"]["per_class_accuracy"]
+    assert (metrics["class_9_accuracy"], metrics["class_8_accuracy"]) == (per_class[9], per_class[8])  # the rarest
     # the test set is the whole balanced one: its accuracy is the per-class accuracies weighted by class size
     assert sum(a * n for a, n in zip(per_class, tested)) / sum(tested) == pytest.approx(metrics["clean_accuracy"])
     if loss == "hem":  # per-class margins sqrt(M / (C s_j)) from the subset's counts
@@ -82,3 +83,22 @@ def test_imagenet_lt_from_its_list_files(tmp_path):
     assert data.test_y.tolist() == [0, 0, 1, 1]
     image, label = data.train[2]
     assert image.shape == (3, 224, 224) and label == 1
+
+
+def test_shots_by_hand():
+    """Training counts 150 / 50 / 10 make classes 0, 1, 2 many-, medium- and few-shot; predictions
+    0,1 | 1,1 | 0,2 for labels 0,0 | 1,1 | 2,2 are 50%, 100% and 50% right."""
+    from types import SimpleNamespace
+
+    from hemcli.evaluate.suite import shots
+
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    logits = F.one_hot(torch.tensor([0, 1, 1, 1, 0, 2]), 3).float()
+    data = SimpleNamespace(test_y=labels, class_counts=lambda: [150, 50, 10])
+    metrics, record = shots(SimpleNamespace(test_logits=logits, data=data))
+    assert metrics == {"class_2_accuracy": 50.0, "class_1_accuracy": 100.0, "many_shot_accuracy": 50.0,
+                       "medium_shot_accuracy": 100.0, "few_shot_accuracy": 50.0}
+    assert record["per_class_accuracy"] == [50.0, 100.0, 50.0] and record["empty_groups"] == []
+    _, record = shots(SimpleNamespace(test_logits=logits, data=SimpleNamespace(test_y=labels,
+                                                                               class_counts=lambda: [50, 50, 30])))
+    assert record["empty_groups"] == ["many", "few"]

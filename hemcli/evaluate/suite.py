@@ -112,9 +112,13 @@ def clean(subject: Subject) -> tuple[dict, dict]:
     return {"clean_accuracy": 100.0 * correct / len(subject.data.test_y)}, {}
 
 
+RAREST_SHOWN = 2  # classes with the fewest training samples whose accuracy is a metric of its own
+
+
 def shots(subject: Subject) -> tuple[dict, dict]:
     """Accuracy over the many-, medium- and few-shot classes (more than 100, 20 to 100, fewer than 20
-    training samples) and per class; a group without classes has no metric, and the record says so."""
+    training samples), of the ``RAREST_SHOWN`` rarest classes (``class_<j>_accuracy``) and, in the
+    record, of every class; a group without classes has no metric, and the record says so."""
     from hemcli.data.longtail import FEW_BELOW, MANY_ABOVE, shot_groups
 
     labels = subject.data.test_y
@@ -123,6 +127,10 @@ def shots(subject: Subject) -> tuple[dict, dict]:
     per_class = [100.0 * hits[labels == j].mean().item() if (labels == j).any() else None
                  for j in range(len(counts))]
     metrics, empty = {}, []
+    rarest = sorted(range(len(counts)), key=lambda j: (counts[j], -j))[:RAREST_SHOWN]
+    for j in sorted(rarest, reverse=True):  # the rarest classes' own accuracies, as report columns
+        if per_class[j] is not None:
+            metrics[f"class_{j}_accuracy"] = per_class[j]
     for group, members in shot_groups(counts).items():
         tested = torch.isin(labels, torch.tensor(members, dtype=labels.dtype))
         if members and tested.any():
