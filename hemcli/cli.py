@@ -101,82 +101,72 @@ def _has_grid(recipe) -> bool:
     return recipe_grid(recipe) is not None
 
 
-@app.command()
-def classify(
-    recipe: Optional[Path] = RecipeOpt,
-    dataset: Optional[str] = typer.Option(None, help="digits (default, offline), mnist, fashion-mnist, cifar10, ...; "
-                                                     "`hem datasets` lists them."),
-    arch: Optional[str] = typer.Option(None, help="lenet (default), convnet, mlp, resnet32, ...; "
-                                                  "`hem archs --dataset D` lists them."),
-    loss: Optional[str] = typer.Option(None, help="Loss name; `hem losses` lists them."),
-    epochs: Optional[str] = typer.Option(None, metavar="INT", help="Training epochs."),
-    seed: Optional[str] = typer.Option(None, metavar="INT", help="Seed."),
-    lr: Optional[str] = typer.Option(None, metavar="FLOAT", help="Learning rate."),
-    batch_size: Optional[str] = typer.Option(None, metavar="INT", help="Batch size."),
-    device: Optional[str] = typer.Option(None, help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps."),
-    data_root: Optional[str] = typer.Option(None, help="Data folder (default $HEM_DATA, else ./data)."),
-    eval_: Optional[str] = typer.Option(None, "--eval", metavar="LIST", help=EvalHelp + " Default: clean."),
-    scores: Optional[str] = ScoresOpt,
-    ood_samples: Optional[str] = OodSamplesOpt,
-    corrupt_samples: Optional[str] = CorruptSamplesOpt,
-    attack_samples: Optional[str] = AttackSamplesOpt,
-    attack_batch_size: Optional[str] = AttackBatchOpt,
-    attack_strength: Optional[str] = AttackStrengthOpt,
-    set_: List[str] = SetOpt,
-    out: Path = OutOpt,
-    overwrite: bool = OverwriteOpt,
-    resume: bool = ResumeOpt,
-    quiet: bool = QuietOpt,
-    deterministic: bool = typer.Option(False, "--deterministic", help="Deterministic kernels."),
-):
-    """Train a classifier with a loss, then measure it (default: digits, offline; clean accuracy)."""
-    flags = _flag_values(dataset=dataset, arch=arch, loss=loss, epochs=epochs, seed=seed, lr=lr,
-                         batch_size=batch_size, device=device, data_root=data_root, eval=eval_, scores=scores,
-                         ood_samples=ood_samples, corrupt_samples=corrupt_samples, attack_samples=attack_samples,
-                         attack_batch_size=attack_batch_size, attack_strength=attack_strength)
-    _train_task("classify", recipe, flags, set_, out, overwrite, resume, quiet, deterministic)
+# The options every training command takes: (parameter, type, typer option). A command adds its own.
+_TRAINING_OPTIONS = [
+    ("recipe", Optional[Path], RecipeOpt),
+    ("dataset", Optional[str], typer.Option(None, help="digits (default, offline), mnist, fashion-mnist, cifar10, "
+                                                       "...; `hem datasets` lists them.")),
+    ("arch", Optional[str], typer.Option(None, help="lenet (default), convnet, mlp, resnet32, ...; "
+                                                    "`hem archs --dataset D` lists them.")),
+    ("loss", Optional[str], typer.Option(None, help="Loss name; `hem losses` lists them.")),
+    ("epochs", Optional[str], typer.Option(None, metavar="INT", help="Training epochs.")),
+    ("seed", Optional[str], typer.Option(None, metavar="INT", help="Seed.")),
+    ("lr", Optional[str], typer.Option(None, metavar="FLOAT", help="Learning rate.")),
+    ("batch_size", Optional[str], typer.Option(None, metavar="INT", help="Batch size.")),
+    ("device", Optional[str], typer.Option(None, help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps.")),
+    ("data_root", Optional[str], typer.Option(None, help="Data folder (default $HEM_DATA, else ./data).")),
+    ("scores", Optional[str], ScoresOpt),
+    ("ood_samples", Optional[str], OodSamplesOpt),
+    ("corrupt_samples", Optional[str], CorruptSamplesOpt),
+    ("attack_samples", Optional[str], AttackSamplesOpt),
+    ("attack_batch_size", Optional[str], AttackBatchOpt),
+    ("attack_strength", Optional[str], AttackStrengthOpt),
+]
+_RUN_OPTIONS = [
+    ("set_", List[str], SetOpt),
+    ("out", Path, OutOpt),
+    ("overwrite", bool, OverwriteOpt),
+    ("resume", bool, ResumeOpt),
+    ("quiet", bool, QuietOpt),
+    ("deterministic", bool, typer.Option(False, "--deterministic", help="Deterministic kernels.")),
+]
 
 
-@app.command()
-def longtail(
-    recipe: Optional[Path] = RecipeOpt,
-    dataset: Optional[str] = typer.Option(None, help="digits (default, offline), mnist, fashion-mnist, cifar10, ...; "
-                                                     "`hem datasets` lists them."),
-    arch: Optional[str] = typer.Option(None, help="lenet (default), convnet, mlp, resnet32, ...; "
-                                                  "`hem archs --dataset D` lists them."),
-    loss: Optional[str] = typer.Option(None, help="Loss name; `hem losses` lists them."),
-    epochs: Optional[str] = typer.Option(None, metavar="INT", help="Training epochs."),
-    seed: Optional[str] = typer.Option(None, metavar="INT", help="Seed."),
-    lr: Optional[str] = typer.Option(None, metavar="FLOAT", help="Learning rate."),
-    batch_size: Optional[str] = typer.Option(None, metavar="INT", help="Batch size."),
-    device: Optional[str] = typer.Option(None, help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps."),
-    data_root: Optional[str] = typer.Option(None, help="Data folder (default $HEM_DATA, else ./data)."),
-    eval_: Optional[str] = typer.Option(None, "--eval", metavar="LIST", help=EvalHelp + " Default: clean,shots."),
-    scores: Optional[str] = ScoresOpt,
-    ood_samples: Optional[str] = OodSamplesOpt,
-    corrupt_samples: Optional[str] = CorruptSamplesOpt,
-    attack_samples: Optional[str] = AttackSamplesOpt,
-    attack_batch_size: Optional[str] = AttackBatchOpt,
-    attack_strength: Optional[str] = AttackStrengthOpt,
-    imbalance: Optional[str] = typer.Option(None, metavar="FLOAT", help="Largest / smallest class count R "
-                                            "(f = R^(-1/(C-1))); --set longtail.factor=f gives f itself."),
-    oversample: bool = typer.Option(False, "--oversample", help="Every class as often as the largest, each epoch."),
-    set_: List[str] = SetOpt,
-    out: Path = OutOpt,
-    overwrite: bool = OverwriteOpt,
-    resume: bool = ResumeOpt,
-    quiet: bool = QuietOpt,
-    deterministic: bool = typer.Option(False, "--deterministic", help="Deterministic kernels."),
-):
-    """Train on a long-tailed subset (class j keeps its first floor(s_j f^j) samples), then measure it
-    with many/medium/few-shot accuracy (default: digits, imbalance 10, offline)."""
-    flags = _flag_values(dataset=dataset, arch=arch, loss=loss, epochs=epochs, seed=seed, lr=lr,
-                         batch_size=batch_size, device=device, data_root=data_root, eval=eval_, scores=scores,
-                         ood_samples=ood_samples, corrupt_samples=corrupt_samples, attack_samples=attack_samples,
-                         attack_batch_size=attack_batch_size, attack_strength=attack_strength, imbalance=imbalance)
-    if oversample:
-        set_ = [*set_, "sampling=oversample"]
-    _train_task("longtail", recipe, flags, set_, out, overwrite, resume, quiet, deterministic)
+def _training_command(task: str, doc: str, eval_default: str, extra=(), extra_sets=None) -> None:
+    """Register ``hem <task>``: the training options, ``--eval`` (default ``eval_default``), the
+    task's ``extra`` (name, type, option) flags -- recipe keys by ``FLAG_KEYS`` -- and the run options;
+    ``extra_sets(values) -> [--set ...]`` turns switches into recipe settings."""
+    import inspect
+
+    eval_option = ("eval_", Optional[str], typer.Option(None, "--eval", metavar="LIST",
+                                                        help=f"{EvalHelp} Default: {eval_default}."))
+    options = [*_TRAINING_OPTIONS, eval_option, *extra, *_RUN_OPTIONS]
+    switches = [name for name, kind, _ in extra if kind is bool]
+
+    def command(**values):
+        sets = list(values.pop("set_")) + (extra_sets({k: values.pop(k) for k in switches}) if extra_sets else [])
+        run_values = [values.pop(name) for name, _, _ in _RUN_OPTIONS[1:]]
+        recipe, eval_value = values.pop("recipe"), values.pop("eval_")
+        flags = _flag_values(eval=eval_value, **values)
+        _train_task(task, recipe, flags, sets, *run_values)
+
+    command.__signature__ = inspect.Signature([
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind)
+        for name, kind, option in options])
+    command.__doc__, command.__name__ = doc, task
+    app.command(name=task)(command)
+
+
+_training_command("classify", "Train a classifier with a loss, then measure it (default: digits, offline; clean "
+                  "accuracy).", "clean")
+_training_command(
+    "longtail", "Train on a long-tailed subset (class j keeps its first floor(s_j f^j) samples), then measure it "
+    "with many/medium/few-shot accuracy (default: digits, imbalance 10, offline).", "clean,shots",
+    extra=[("imbalance", Optional[str], typer.Option(None, metavar="FLOAT", help="Largest / smallest class count "
+                                                     "R (f = R^(-1/(C-1))); --set longtail.factor=f gives f itself.")),
+           ("oversample", bool, typer.Option(False, "--oversample",
+                                             help="Every class as often as the largest, each epoch."))],
+    extra_sets=lambda switches: ["sampling=oversample"] if switches["oversample"] else [])
 
 
 @app.command(context_settings={"help_option_names": ["--help", "-h"]})

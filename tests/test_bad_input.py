@@ -150,7 +150,7 @@ CASES = [
     ("--dataset cifar11", ["--dataset", "cifar11"], "unknown dataset.name 'cifar11'; valid choices: digits, digits-heldout, mnist",
      None),
     ("amp fp8", ["--set", "amp=fp8"], "unknown amp 'fp8'; valid choices: none, bf16, fp16", None),
-    ("eval fgsm", ["--set", "eval=[fgsm]"], "unknown eval 'fgsm'; valid choices: clean, corrupt, ood, attack, calibration", None),
+    ("eval fgsm", ["--set", "eval=[fgsm]"], "unknown eval 'fgsm'; valid choices: clean, shots, corrupt, ood, attack, calibration", None),
     ("unknown key", ["--set", "optim.lrr=0.1"], "unknown recipe key 'optim.lrr' (did you mean optim.lr?)", None),
     ("loss param unknown", ["--set", "loss.params.Q=1"], "loss 'hem' has no parameter 'Q'; valid parameters: M,",
      None),

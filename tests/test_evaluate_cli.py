@@ -224,7 +224,7 @@ BAD = [
     ("unknown score", ["evaluate", "{r}", "--scores", "msp,odin"],
      "unknown evaluation.scores 'odin'; valid choices: msp, mls, energy, gen", None),
     ("unknown evaluation", ["evaluate", "{r}", "--eval", "ood,fgsm"],
-     "unknown eval 'fgsm'; valid choices: clean, corrupt, ood, attack, calibration", None),
+     "unknown eval 'fgsm'; valid choices: clean, shots, corrupt, ood, attack, calibration", None),
     ("attack samples 0", ["attack", "{r}", "--attack-samples", "0"],
      "recipe key 'evaluation.attack_samples' must be >= 1, got 0", None),
     ("unknown attack strength", ["attack", "{r}", "--attack-strength", "strong"],

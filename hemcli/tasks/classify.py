@@ -1,5 +1,5 @@
 """``hem classify``: train a classifier with loss X on a balanced dataset, then measure it as the
-recipe's ``eval`` says (clean, corrupt, ood, attack, calibration; ``hemcli.evaluate``).
+recipe's ``eval`` says (clean, shots, corrupt, ood, attack, calibration; ``hemcli.evaluate``).
 
 ``run(cfg, ...) -> dict`` is the whole task and needs no command line; the Typer command only
 resolves the recipe and writes the result it returns.
