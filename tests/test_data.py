@@ -64,7 +64,7 @@ def test_missing_training_files_named(tmp_path):
 
 def test_unknown_dataset():
     with pytest.raises(HemError, match="valid choices: cifar10, cifar100, digits, digits-heldout, fashion-mnist, "
-                                       "imagenet, kmnist, mnist, svhn, tin"):
+                                       "imagenet, imagenet-lt, kmnist, mnist, svhn, tin"):
         load_dataset("cifar11")
 
 
@@ -170,8 +170,8 @@ def test_registry_names_and_shapes():
         "digits": ((1, 8, 8), 10), "digits-heldout": ((1, 8, 8), 6), "mnist": ((1, 28, 28), 10),
         "fashion-mnist": ((1, 28, 28), 10), "kmnist": ((1, 28, 28), 10), "cifar10": ((3, 32, 32), 10),
         "cifar100": ((3, 32, 32), 100), "svhn": ((3, 32, 32), 10), "tin": ((3, 64, 64), 200),
-        "imagenet": ((3, 224, 224), 1000)}
-    assert [name for name, info in DATASETS.items() if info.streamed] == ["imagenet"]
+        "imagenet": ((3, 224, 224), 1000), "imagenet-lt": ((3, 224, 224), 1000)}
+    assert [name for name, info in DATASETS.items() if info.streamed] == ["imagenet", "imagenet-lt"]
 
 
 @pytest.mark.parametrize("name, write, shape", [
