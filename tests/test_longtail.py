@@ -102,3 +102,14 @@ def test_shots_by_hand():
     _, record = shots(SimpleNamespace(test_logits=logits, data=SimpleNamespace(test_y=labels,
                                                                                class_counts=lambda: [50, 50, 30])))
     assert record["empty_groups"] == ["many", "few"]
+
+
+def test_an_empty_shot_group_is_named(tmp_path, capsys):
+    """digits with imbalance 2 keeps 142 down to 72 a class: many- and medium-shot classes, no few-shot one."""
+    assert main(["longtail", "--imbalance", "2", "--epochs", "1", "--out", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "no few-shot class (fewer than 20 training samples) in this subset, so no few_shot_accuracy" in err
+    [path] = tmp_path.rglob("seed0.json")
+    result = json.loads(path.read_text())
+    assert result["evaluation"]["shots"]["empty_groups"] == ["few"] and "few_shot_accuracy" not in result["metrics"]
+    assert min(result["longtail"]["class_counts"]) >= 20

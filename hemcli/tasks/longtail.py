@@ -87,4 +87,13 @@ def run(cfg: dict, checkpoint: Path | None = None, resume: bool = False, quiet: 
     result["longtail"] = {"factor": None if listed else factor(cfg, data.num_classes), "class_counts": counts,
                           "imbalance": max(counts) / min(counts), "train_size": sum(counts),
                           "margins": margins.tolist() if margins is not None else None}
+    empty = result.get("evaluation", {}).get("shots", {}).get("empty_groups", [])
+    if empty and not quiet:
+        from hemcli.data.longtail import FEW_BELOW, MANY_ABOVE
+        from hemcli.progress import note
+
+        bounds = {"many": f"more than {MANY_ABOVE}", "medium": f"{FEW_BELOW} to {MANY_ABOVE}",
+                  "few": f"fewer than {FEW_BELOW}"}
+        note("no " + " and no ".join(f"{group}-shot class ({bounds[group]} training samples)" for group in empty)
+             + " in this subset, so no " + ", ".join(f"{group}_shot_accuracy" for group in empty))
     return result
