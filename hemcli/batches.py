@@ -64,6 +64,14 @@ def epoch_order(labels: torch.Tensor, generator: torch.Generator, balanced: bool
     return order[torch.randperm(len(order), generator=generator)]
 
 
+def epoch_size(labels: torch.Tensor, balanced: bool = False) -> int:
+    """Samples in an ``epoch_order``: every sample once, or C * n_max when oversampling."""
+    if not balanced:
+        return len(labels)
+    counts = torch.bincount(labels.cpu())
+    return int((counts > 0).sum()) * int(counts.max())
+
+
 def draw_crop_flip(n: int, generator: torch.Generator, pad: int = 4) -> tuple[torch.Tensor, ...]:
     """The random shifts (dy, dx in 0..2*pad) and mirror flags of n images."""
     dy, dx = torch.randint(0, 2 * pad + 1, (2, n), generator=generator)
@@ -99,8 +107,7 @@ class TensorBatches:
                  augment: str = "none", shard: Shard = Shard(), balanced: bool = False):
         self.x, self.y, self.batch_size = x, y, batch_size
         self.generator, self.augment, self.shard, self.balanced = generator, augment, shard, balanced
-        self.size = len(self.y) if not balanced else len(torch.bincount(y.cpu()).nonzero()) * int(
-            torch.bincount(y.cpu()).max())
+        self.size = epoch_size(y, balanced)
 
     def __len__(self) -> int:
         return self.shard.batches(self.size, self.batch_size)
@@ -136,8 +143,7 @@ class LoaderBatches:
         self.dataset, self.batch_size, self.generator = dataset, batch_size, generator
         self.device, self.workers, self.shard, self.balanced = device, workers, shard, balanced
         self.labels = targets_of(dataset)
-        counts = torch.bincount(self.labels)
-        self.size = len(dataset) if not balanced else len(counts.nonzero()) * int(counts.max())
+        self.size = epoch_size(self.labels, balanced)
 
     def __len__(self) -> int:
         return self.shard.batches(self.size, self.batch_size)

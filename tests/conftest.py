@@ -29,3 +29,19 @@ def planned_result(out, flags: dict | None = None, sets=()) -> Path:
     from hemcli.runs.spec import plan_run
 
     return plan_run("classify", None, flags or {}, list(sets), out).path
+
+
+def smoke_run(task: str, recipe, data_root, out, evals: str) -> tuple[int, dict]:
+    """One epoch of a paper recipe on generated data: a few images (two for the 224x224 networks, one
+    step on a CPU), batch 4, no DataLoader workers; returns (the image limit, the result)."""
+    import json
+
+    from hemcli.cli import main
+
+    limit = 2 if Path(recipe).stem.startswith("imagenet") else 6
+    code = main([task, "--recipe", str(recipe), "--data-root", str(data_root), "--epochs", "1", "--batch-size", "4",
+                 "--eval", evals, "--set", f"dataset.limit={limit}", "--set", "dataset.workers=0",
+                 "--out", str(out), "--quiet"])
+    assert code == 0
+    [path] = Path(out).rglob("seed0.json")
+    return limit, json.loads(path.read_text())

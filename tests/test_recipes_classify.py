@@ -1,14 +1,12 @@
 """The paper's classification recipes (Table 3 x Appendix B.1.4): each parses, builds its network,
 optimiser and schedule with exactly the paper's settings, and trains for one smoke epoch on
 generated files in its dataset's real format."""
-import json
 
 import pytest
 import torch
 
 import fakedata
-from conftest import REPO
-from hemcli.cli import main
+from conftest import REPO, smoke_run
 from hemcli.data import dataset_info
 from hemcli.models import build_model
 from hemcli.recipes import resolve
@@ -102,14 +100,7 @@ def fake_root(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(PAPER))
 def test_recipe_trains_one_smoke_epoch(name, fake_root, tmp_path):
-    out = tmp_path / "results"
-    limit = 2 if name.startswith("imagenet") else 6  # 224x224 networks on a CPU: one step of two images
-    code = main(["classify", "--recipe", str(RECIPES / f"{name}.yaml"), "--data-root", str(fake_root),
-                 "--epochs", "1", "--batch-size", "4", "--eval", "clean", "--set", f"dataset.limit={limit}",
-                 "--set", "dataset.workers=0", "--out", str(out), "--quiet"])
-    assert code == 0
-    [path] = out.rglob("seed0.json")
-    result = json.loads(path.read_text())
+    limit, result = smoke_run("classify", RECIPES / f"{name}.yaml", fake_root, tmp_path / "results", "clean")
     assert result["recipe"]["dataset"]["limit"] == limit and result["environment"]["train_size"] == limit
     assert len(result["history"]) == 1 and 0 <= result["metrics"]["clean_accuracy"] <= 100
     assert result["recipe"]["model"]["arch"] == name.split("-", 1)[1]

@@ -1,12 +1,10 @@
 """The paper's long-tailed recipes (Table 5 x Appendix B.2.4): each resolves to the paper's settings,
 and trains one smoke epoch on generated files with enough images per class for its subset."""
-import json
 
 import pytest
 
 import fakedata
-from conftest import REPO
-from hemcli.cli import main
+from conftest import REPO, smoke_run
 from hemcli.recipes import resolve
 from hemcli.tasks import longtail
 
@@ -46,14 +44,7 @@ def fake_root(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_recipe_trains_one_smoke_epoch(name, fake_root, tmp_path):
-    out = tmp_path / "results"
-    limit = 2 if name.startswith("imagenet") else 6  # 224x224 networks on a CPU: one step of two images
-    code = main(["longtail", "--recipe", str(RECIPES / f"{name}.yaml"), "--data-root", str(fake_root),
-                 "--epochs", "1", "--batch-size", "4", "--eval", "clean,shots", "--set", f"dataset.limit={limit}",
-                 "--set", "dataset.workers=0", "--out", str(out), "--quiet"])
-    assert code == 0
-    [path] = out.rglob("seed0.json")
-    result = json.loads(path.read_text())
+    _, result = smoke_run("longtail", RECIPES / f"{name}.yaml", fake_root, tmp_path / "results", "clean,shots")
     assert len(result["history"]) == 1 and "clean_accuracy" in result["metrics"]
     counts = result["longtail"]["class_counts"]
     assert counts[0] >= counts[-1] >= 1

@@ -189,8 +189,8 @@ def streamed_logits(net, dataset, dm, cfg: dict) -> torch.Tensor:
     net.eval()
     loader = DataLoader(dataset, batch_size=cfg["batch_size"], num_workers=cfg["dataset"]["workers"],
                         pin_memory=dm.device.type == "cuda")
-    outs = [torch.zeros(0, 0)]
+    outs = []
     for x, _ in loader:
         with dm.autocast():
             outs.append(net(dm.prepare_input(x.to(dm.device, non_blocking=True))).float().cpu())
-    return torch.cat(outs[1:]) if len(outs) > 1 else outs[0]
+    return torch.cat(outs) if outs else torch.zeros(0, 0)
