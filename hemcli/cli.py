@@ -132,21 +132,23 @@ _RUN_OPTIONS = [
 ]
 
 
-def _training_command(task: str, doc: str, eval_default: str, extra=(), extra_sets=None) -> None:
-    """Register ``hem <task>``: the training options, ``--eval`` (default ``eval_default``), the
-    task's ``extra`` (name, type, option) flags -- recipe keys by ``FLAG_KEYS`` -- and the run options;
-    ``extra_sets(values) -> [--set ...]`` turns switches into recipe settings."""
+def _training_command(task: str, doc: str, eval_default: str | None, extra=(), extra_sets=None,
+                      base=_TRAINING_OPTIONS) -> None:
+    """Register ``hem <task>``: the ``base`` training options, ``--eval`` (default ``eval_default``;
+    none where that is None), the task's ``extra`` (name, type, option) flags -- recipe keys by
+    ``FLAG_KEYS`` -- and the run options; ``extra_sets(values) -> [--set ...]`` turns switches into
+    recipe settings."""
     import inspect
 
-    eval_option = ("eval_", Optional[str], typer.Option(None, "--eval", metavar="LIST",
-                                                        help=f"{EvalHelp} Default: {eval_default}."))
-    options = [*_TRAINING_OPTIONS, eval_option, *extra, *_RUN_OPTIONS]
+    eval_option = [("eval_", Optional[str], typer.Option(None, "--eval", metavar="LIST",
+                                                         help=f"{EvalHelp} Default: {eval_default}."))]
+    options = [*base, *(eval_option if eval_default else []), *extra, *_RUN_OPTIONS]
     switches = [name for name, kind, _ in extra if kind is bool]
 
     def command(**values):
         sets = list(values.pop("set_")) + (extra_sets({k: values.pop(k) for k in switches}) if extra_sets else [])
         run_values = [values.pop(name) for name, _, _ in _RUN_OPTIONS[1:]]
-        recipe, eval_value = values.pop("recipe"), values.pop("eval_")
+        recipe, eval_value = values.pop("recipe"), values.pop("eval_", None)
         flags = _flag_values(eval=eval_value, **values)
         _train_task(task, recipe, flags, sets, *run_values)
 
@@ -167,6 +169,19 @@ _training_command(
            ("oversample", bool, typer.Option(False, "--oversample",
                                              help="Every class as often as the largest, each epoch."))],
     extra_sets=lambda switches: ["sampling=oversample"] if switches["oversample"] else [])
+_training_command(
+    "continual", "Learn a stream of experiences with an Avalanche strategy and a loss, measuring every experience "
+    "after each (default: split-digits, task scenario, naive, offline). Benchmarks: split-digits, split-mnist, "
+    "split-fashion-mnist, split-cifar10, split-cifar100, permuted-mnist, permuted-fashion-mnist, permuted-digits. "
+    "Strategies: naive, replay, si, ewc, lwf, lfl (their parameters: --set strategy.params.NAME=VALUE).", None,
+    base=[option for option in _TRAINING_OPTIONS if option[0] in
+          ("recipe", "arch", "loss", "epochs", "seed", "lr", "batch_size", "device", "data_root")],
+    extra=[("benchmark", Optional[str], typer.Option(None, help="Benchmark, e.g. split-mnist (default split-digits).")),
+           ("scenario", Optional[str], typer.Option(None, help="task or class (Split; default task), domain "
+                                                               "(Permuted).")),
+           ("strategy", Optional[str], typer.Option(None, help="naive (default), replay, si, ewc, lwf, lfl.")),
+           ("verbose", bool, typer.Option(False, "--verbose", help="Avalanche's own loggers too."))],
+    extra_sets=lambda switches: ["verbose=true"] if switches["verbose"] else [])
 
 
 @app.command(context_settings={"help_option_names": ["--help", "-h"]})
@@ -316,7 +331,8 @@ def _measure_again(paths, flags: dict, sets, quiet: bool) -> None:
 
 def _headline(result: dict) -> list[str]:
     """The metrics a person looks at first (the MSP ones over all sets, the DAR mean); all are in the JSON."""
-    wanted = ("clean_accuracy", "corrupt_accuracy", "unknown_auroc_msp_all", "dar_msp_mean", "ece")
+    wanted = ("clean_accuracy", "corrupt_accuracy", "unknown_auroc_msp_all", "dar_msp_mean", "ece", "final_accuracy",
+              "average_forgetting")
     return [key for key in wanted if key in result["metrics"]]
 
 

@@ -80,7 +80,7 @@ def check_value(key: str, field: Field, value: object) -> object:
     else:
         value = _bounded(key, field, field.kind, value)
     choices = field.valid_choices()
-    names = value if field.kind.startswith("list[") else [value]
+    names = value if field.kind.startswith("list[") else [] if value is None else [value]
     for name in names if choices is not None else []:
         if name not in choices:
             raise HemError(f"unknown {key} {shown(name)}; valid choices: {', '.join(choices)}")

@@ -278,6 +278,32 @@ def test_longtail_bad_input(tmp_path, monkeypatch, capsys, argv, message, setup)
     check_case(tmp_path, monkeypatch, capsys, ["longtail", "--quiet", "--epochs", "1", *argv], message, setup)
 
 
+CONTINUAL_CASES = [
+    ("unknown strategy", ["--strategy", "gem"],
+     "unknown strategy.name 'gem'; valid choices: naive, replay, si, ewc, lwf, lfl", None),
+    ("unknown benchmark", ["--benchmark", "split-svhn"], "unknown benchmark.name 'split-svhn'; valid choices: ", None),
+    ("unknown scenario", ["--scenario", "online"],
+     "unknown benchmark.scenario 'online'; valid choices: task, class, domain", None),
+    ("a scenario the benchmark does not have", ["--benchmark", "permuted-digits", "--scenario", "task"],
+     "benchmark permuted-digits has no 'task' scenario; valid choices: domain", None),
+    ("a strategy parameter of the wrong type", ["--strategy", "ewc", "--set", "strategy.params.ewc_lambda=strong"],
+     "strategy 'ewc': parameter 'ewc_lambda' must be a number, got 'strong'", None),
+    ("a strategy parameter it does not have", ["--strategy", "si", "--set", "strategy.params.ewc_lambda=1"],
+     "strategy 'si' has no parameter 'ewc_lambda'; valid parameters: si_lambda, eps", None),
+    ("a strategy parameter outside its choices", ["--strategy", "ewc", "--set", "strategy.params.mode=offline"],
+     "strategy 'ewc': parameter 'mode': unknown value 'offline'; valid choices: separate, online", None),
+    ("classes that do not split evenly", ["--set", "benchmark.experiences=3"],
+     "benchmark split-digits: 10 classes do not split into 3 experiences of equal size", None),
+    ("an experience left without images", ["--set", "dataset.limit=3"], "images; raise dataset.limit or leave it out",
+     None),
+]
+
+
+@pytest.mark.parametrize("argv, message, setup", [pytest.param(*case[1:], id=case[0]) for case in CONTINUAL_CASES])
+def test_continual_bad_input(tmp_path, monkeypatch, capsys, argv, message, setup):
+    check_case(tmp_path, monkeypatch, capsys, ["continual", "--quiet", "--epochs", "1", *argv], message, setup)
+
+
 @pytest.mark.parametrize("argv, message, setup", [pytest.param(*case[1:], id=case[0]) for case in REPORT_CASES])
 def test_report_bad_input(tmp_path, monkeypatch, capsys, argv, message, setup):
     check_case(tmp_path, monkeypatch, capsys, argv, message, setup)

@@ -22,7 +22,12 @@ FEW_RUNS = 3  # a comparison with fewer runs than this on a side is flagged
 
 # The columns every table has: (column name, condition key), in display order; "loss" comes after the
 # other varying keys and before the loss's parameters.
-FIXED_COLUMNS = {"task": "task", "dataset": "dataset.name", "arch": "model.arch", "loss": "loss.name"}
+FIXED_COLUMNS = {"task": "task", "dataset": "dataset.name", "benchmark": "benchmark.name",
+                 "scenario": "benchmark.scenario", "strategy": "strategy.name", "arch": "model.arch",
+                 "loss": "loss.name"}
+# Fixed columns shown only where some condition has the key (a continual run has no dataset.name, a
+# classify run no strategy)
+OPTIONAL_COLUMNS = ("dataset", "benchmark", "scenario", "strategy")
 LOSS_KEY = "loss.name"
 LOSS_PARAMS = "loss.params"
 # Names a varying key's column may not take, because a fixed column or a JSON/CSV field has them.
@@ -119,7 +124,8 @@ def _column_keys(conditions: list[dict[str, object]]) -> dict[str, str]:
     before_loss = [key for key in varying if not key.startswith("loss.")]
     loss_other = [key for key in varying if key.startswith("loss.") and not _is_loss_param(key)]
     loss_params = [key for key in varying if _is_loss_param(key)]
-    columns = {column: FIXED_COLUMNS[column] for column in ("task", "dataset", "arch")}
+    columns = {column: FIXED_COLUMNS[column] for column in FIXED_COLUMNS if column != "loss"
+               and (column not in OPTIONAL_COLUMNS or any(FIXED_COLUMNS[column] in c for c in present))}
     columns.update((name[key], key) for key in before_loss)
     columns["loss"] = LOSS_KEY
     columns.update((name[key], key) for key in loss_other + loss_params)
@@ -263,13 +269,13 @@ def _compare_to_baseline(rows: list[Row]) -> None:
 
 
 def lower_is_better(metric: str) -> bool:
-    """Whether a smaller value of ``metric`` is the better one: errors, losses, calibration error
+    """Whether a smaller value of ``metric`` is the better one: errors, losses, forgetting, calibration error
     (``ece``), negative log-likelihood (``nll``), Brier score and false-positive rates (a word starting
     ``fpr``, e.g. ``unknown_fpr95_msp_all``); every other metric (accuracy, AUROC, DAR, mIoU, ...) is
     better when higher."""
     name = metric.lower()
     words = name.split("_")
-    return ("error" in name or "loss" in name or name in ("ece", "nll", "brier")
+    return ("error" in name or "loss" in name or "forgetting" in name or name in ("ece", "nll", "brier")
             or any(word.startswith("fpr") for word in words))
 
 

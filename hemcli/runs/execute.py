@@ -45,6 +45,8 @@ def train(spec: RunSpec, *, overwrite: bool = False, resume: bool = False, quiet
         result = {**result, "run": spec.name, "condition": spec.condition}
         write_json_atomic(path, result)
         remove_attack_states(path)
+        if not getattr(task, "KEEP_CHECKPOINT", True):
+            checkpoint.unlink(missing_ok=True)
     return result
 
 

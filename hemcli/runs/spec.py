@@ -18,18 +18,24 @@ from hemcli import recipes, values
 from hemcli.errors import HemError, unknown_name
 from hemcli.runs import condition as conditions
 
-TASKS = {"classify": "hemcli.tasks.classify", "longtail": "hemcli.tasks.longtail"}
+TASKS = {"classify": "hemcli.tasks.classify", "longtail": "hemcli.tasks.longtail",
+         "continual": "hemcli.tasks.continual"}
 # Flags are shorthand for recipe keys (`--lr 0.1` is `--set optim.lr=0.1`); names and paths stay text.
 FLAG_KEYS = {"dataset": "dataset.name", "arch": "model.arch", "loss": "loss.name", "epochs": "epochs",
              "seed": "seed", "lr": "optim.lr", "batch_size": "batch_size", "device": "device",
              "data_root": "dataset.root", "eval": "eval", "scores": "evaluation.scores",
              "ood_samples": "evaluation.ood_samples", "corrupt_samples": "evaluation.corrupt_samples",
              "attack_samples": "evaluation.attack_samples", "attack_batch_size": "evaluation.attack_batch_size",
-             "attack_strength": "evaluation.attack_strength", "imbalance": "longtail.imbalance"}
-TEXT_FLAGS = ("dataset", "arch", "loss", "device", "data_root", "attack_strength")
+             "attack_strength": "evaluation.attack_strength", "imbalance": "longtail.imbalance",
+             "benchmark": "benchmark.name", "scenario": "benchmark.scenario", "strategy": "strategy.name"}
+TEXT_FLAGS = ("dataset", "arch", "loss", "device", "data_root", "attack_strength", "benchmark", "scenario", "strategy")
 # Flags that take a comma-separated list (`--eval clean,ood`), or a YAML list (`--eval '[clean, ood]'`).
 LIST_FLAGS = ("eval", "scores")
-_ALWAYS_SHOWN = ("dataset.name", "model.arch", "loss.name", "seed")  # a command says what it runs
+# a command says what it runs
+_ALWAYS_SHOWN = ("dataset.name", "model.arch", "loss.name", "seed", "benchmark.name", "strategy.name")
+# The keys that name a run's folders, and those that pick a paper recipe, unless a task names its own
+PATH_KEYS = ("dataset.name", "model.arch", "loss.name")
+RECIPE_KEYS = ("dataset.name", "model.arch")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]")
 
 
@@ -65,11 +71,12 @@ RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 
 def paper_recipe(task: str, flags: Mapping[str, object]) -> Path | None:
-    """The paper's recipe for the dataset and arch the flags name (both), where there is one."""
-    dataset, arch = flags.get("dataset.name"), flags.get("model.arch")
-    if not (isinstance(dataset, str) and isinstance(arch, str)):
+    """The paper's recipe for what the flags name, where there is one: ``<dataset>-<arch>.yaml``
+    (``<benchmark>-<strategy>.yaml`` for ``continual``, its ``RECIPE_KEYS``); every part named."""
+    names = [flags.get(key) for key in getattr(task_module(task), "RECIPE_KEYS", RECIPE_KEYS)]
+    if not all(isinstance(name, str) for name in names):
         return None
-    path = RECIPES / task / f"{dataset}-{arch}.yaml"
+    path = RECIPES / task / f"{'-'.join(names)}.yaml"
     if not path.is_file():
         return None
     try:
@@ -88,14 +95,16 @@ def plan_run(task: str, recipe: str | Path | None, flags: Mapping[str, object], 
     ``drop_foreign_params``: leave out loss parameters the run's loss does not take (a sweep over
     several losses), instead of refusing them.
     """
-    schema = task_module(task).schema()
+    module = task_module(task)
+    schema, complete = module.schema(), getattr(module, "complete", lambda cfg: cfg)
     recipe = recipe if recipe is not None else paper_recipe(task, flags)
-    cfg = recipes.resolve(schema, task, recipe, flags, list(sets))
+    cfg = complete(recipes.resolve(schema, task, recipe, flags, list(sets)))
     cfg["loss"]["params"] = _loss_params(cfg["loss"], drop_foreign_params)
-    raw_base = recipes.resolve(schema, task, recipe)
+    raw_base = complete(recipes.resolve(schema, task, recipe))
     base = {**raw_base, "loss": {**raw_base["loss"], "params": _loss_params(raw_base["loss"], True)}}
     condition = _condition_record(cfg, base)
-    name = Path(*_folders(cfg), f"{condition['label']}--{condition['id']}", f"seed{cfg['seed']}")
+    folders = _folders(cfg, getattr(module, "PATH_KEYS", PATH_KEYS))
+    name = Path(*folders, f"{condition['label']}--{condition['id']}", f"seed{cfg['seed']}")
     command = command_line(task, recipe, schema, cfg, raw_base, out)
     return RunSpec(task, cfg, Path(out), name.as_posix(), condition, tuple(command))
 
@@ -106,8 +115,8 @@ def _loss_params(loss: Mapping, drop_foreign: bool) -> dict:
     return loss_params(loss["name"], loss["params"], drop_unknown=drop_foreign)
 
 
-def _folders(cfg: Mapping) -> list[str]:
-    parts = [cfg["task"], cfg["dataset"]["name"], cfg["model"]["arch"], cfg["loss"]["name"]]
+def _folders(cfg: Mapping, keys: Iterable[str]) -> list[str]:
+    parts = [cfg["task"], *(recipes.get(cfg, key) for key in keys)]
     return [_UNSAFE.sub("_", str(part)) for part in parts]
 
 

@@ -1,0 +1,216 @@
+"""``hem continual``: benchmarks from the registry, strategy parameters, the counted loss, resume, and
+split-digits end to end for every strategy with CE and HEM."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from hemcli import recipes
+from hemcli.continual.benchmarks import BENCHMARKS, benchmark_info, build_stream, class_order
+from hemcli.continual.strategies import STRATEGIES, strategy_params
+from hemcli.data import load_dataset
+from hemcli.errors import HemError
+from hemcli.tasks import continual
+
+
+def config(**sets) -> dict:
+    cfg = recipes.resolve(continual.schema(), "continual", None, {}, [f"{k}={v}" for k, v in sets.items()])
+    return continual.complete(cfg)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+# ---------------------------------------------------------------- benchmarks
+
+
+def test_split_task_scenario_relabels_each_experience_from_zero(digits):
+    stream = build_stream(benchmark_info("split-digits"), digits, 5, "task", seed=3)
+    order = class_order(10, 3)
+    assert stream.order == order and (stream.heads, stream.outputs) == (5, 2)
+    for e, exp in enumerate(stream.experiences):
+        assert exp.classes == order[2 * e:2 * e + 2] and exp.task == e
+        for local, cls in enumerate(exp.classes):  # local label k is the k-th class of the experience
+            assert (exp.train_y == local).sum() == (digits.train_y == cls).sum()
+            assert (exp.test_y == local).sum() == (digits.test_y == cls).sum()
+    assert sum(len(e.train_y) for e in stream.experiences) == len(digits.train_y)
+
+
+def test_split_class_scenario_keeps_the_labels_and_one_head(digits):
+    stream = build_stream(benchmark_info("split-digits"), digits, 5, "class", seed=3)
+    assert (stream.heads, stream.outputs) == (1, 10)
+    for exp in stream.experiences:
+        assert set(exp.train_y.tolist()) == set(exp.classes) and exp.task == 0
+
+
+def test_the_class_order_depends_on_the_seed_only():
+    assert class_order(10, 1) == class_order(10, 1) != class_order(10, 2)
+    assert sorted(class_order(100, 5)) == list(range(100))
+
+
+def test_permuted_experiences_are_pixel_permutations_of_the_whole_set(digits):
+    stream = build_stream(benchmark_info("permuted-digits"), digits, 3, "domain", seed=0)
+    first, second = stream.experiences[0], stream.experiences[1]
+    flat = digits.train_x.flatten(1)
+    for exp in (first, second):
+        assert torch.equal(exp.train_y, digits.train_y)
+        assert torch.equal(exp.train_x.flatten(1).sort(1).values, flat.sort(1).values)
+    assert not torch.equal(first.train_x, second.train_x)
+    # the same permutation for the training and the test images of an experience
+    perm = torch.randperm(64, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(first.test_x.flatten(1), digits.test_x.flatten(1)[:, perm])
+
+
+def test_every_benchmark_names_a_registry_dataset():
+    from hemcli.data import DATASETS
+    assert {"split-mnist", "permuted-mnist", "split-cifar10", "split-cifar100", "split-fashion-mnist",
+            "permuted-fashion-mnist", "split-digits"} <= set(BENCHMARKS)
+    assert all(info.dataset in DATASETS for info in BENCHMARKS.values())
+
+
+def test_the_default_scenario_is_written_into_the_recipe():
+    assert config()["benchmark"]["scenario"] == "task"
+    assert config(**{"benchmark.name": "permuted-digits"})["benchmark"]["scenario"] == "domain"
+
+
+# ---------------------------------------------------------------- strategies
+
+
+def test_strategy_params_fill_defaults_and_check_types():
+    assert strategy_params("ewc", {"ewc_lambda": 5}) == {"ewc_lambda": 5, "mode": "separate", "decay_factor": 1.0}
+    assert strategy_params("lwf", {"alpha": [0, 0.5]})["alpha"] == [0, 0.5]
+    with pytest.raises(HemError, match="'mem_size' must be an integer, got 2.5"):
+        strategy_params("replay", {"mem_size": 2.5})
+    with pytest.raises(HemError, match="'alpha' must be a number or a list of numbers"):
+        strategy_params("lwf", {"alpha": ["x"]})
+    with pytest.raises(HemError, match="must be >= 0, got -1"):
+        strategy_params("si", {"si_lambda": -1})
+
+
+# ---------------------------------------------------------------- the counted loss
+
+
+def test_the_loss_gets_the_class_counts_seen_so_far(digits):
+    """Class scenario: after two experiences, the counts of their four classes; the others count 1."""
+    from hemcli.losses import build_loss
+
+    cfg = config(**{"benchmark.scenario": "class", "loss.name": "hem", "epochs": 1})
+    continual.import_avalanche()
+    from hemcli.continual.benchmarks import avalanche_benchmark
+    from hemcli.continual.hooks import CountedLoss
+
+    dm, stream = continual.setup(cfg)
+    strategy, _ = continual.build_strategy(cfg, stream, dm, quiet=True)
+    benchmark = avalanche_benchmark(stream)
+    for experience in benchmark.train_stream[:2]:
+        strategy.train(experience)
+    seen = [cls for exp in stream.experiences[:2] for cls in exp.classes]
+    expected = [int((digits.train_y == c).sum()) if c in seen else 1 for c in range(10)]
+    assert continual._plugin(strategy, CountedLoss).counts() == expected
+    reference = build_loss("hem", num_classes=10, class_counts=expected)
+    assert torch.allclose(strategy._criterion.margins, reference.margins)
+
+
+# ---------------------------------------------------------------- end to end
+
+
+def run(tmp_path, **sets) -> dict:
+    torch.set_num_threads(1)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    return continual.run(config(**sets), checkpoint=tmp_path / "run.ckpt.pt", quiet=True)
+
+
+@pytest.fixture(scope="module")
+def task_runs(tmp_path_factory):
+    """split-digits, task scenario (the default), every strategy x {ce, hem}: the recipe defaults."""
+    out = tmp_path_factory.mktemp("runs")
+    return {(strategy, loss): run(out / f"{strategy}-{loss}", **{"strategy.name": strategy, "loss.name": loss})
+            for strategy in STRATEGIES for loss in ("ce", "hem")}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", list(STRATEGIES))
+@pytest.mark.parametrize("loss", ["ce", "hem"])
+def test_every_strategy_learns_split_digits(task_runs, strategy, loss):
+    result = task_runs[(strategy, loss)]
+    matrix = result["continual"]["accuracy_matrix"]
+    assert len(matrix) == 5 and all(matrix[i][i] > 80 for i in range(5))  # each experience learned
+    assert all(matrix[i][j] is None for i in range(5) for j in range(i + 1, 5))  # no head yet
+    metrics = result["metrics"]
+    sizes = result["continual"]["test_sizes"]
+    assert metrics["final_accuracy"] == pytest.approx(sum(a * n for a, n in zip(matrix[-1], sizes)) / sum(sizes))
+    assert len(result["history"]) == 5 * result["recipe"]["epochs"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loss", ["ce", "hem"])
+def test_naive_forgets_and_replay_forgets_less_in_the_task_scenario(task_runs, loss):
+    naive, replay = task_runs[("naive", loss)]["metrics"], task_runs[("replay", loss)]["metrics"]
+    assert naive["average_forgetting"] > 1
+    assert replay["final_accuracy"] > naive["final_accuracy"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loss", ["ce", "hem"])
+def test_naive_forgets_and_replay_beats_it_in_the_class_scenario(tmp_path, loss):
+    naive = run(tmp_path / "n", **{"benchmark.scenario": "class", "loss.name": loss})["metrics"]
+    replay = run(tmp_path / "r", **{"benchmark.scenario": "class", "strategy.name": "replay", "loss.name": loss})
+    assert naive["final_accuracy"] < naive["last_experience_accuracy"] - 30
+    assert replay["metrics"]["final_accuracy"] > naive["final_accuracy"] + 20
+
+
+@pytest.mark.slow
+def test_a_run_killed_after_an_experience_resumes_at_the_next(tmp_path, monkeypatch):
+    sets = {"strategy.name": "ewc", "loss.name": "hem", "epochs": 2}
+    whole = run(tmp_path / "whole", **sets)
+    saved = continual._save
+    calls = []
+
+    def save_then_die(strategy, path):
+        saved(strategy, path)
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(continual, "_save", save_then_die)
+    checkpoint = tmp_path / "killed.ckpt.pt"
+    with pytest.raises(KeyboardInterrupt):
+        continual.run(config(**sets), checkpoint=checkpoint, quiet=True)
+    monkeypatch.setattr(continual, "_save", saved)
+    trained = []
+    monkeypatch.setattr(continual, "test_accuracies",
+                        lambda model, stream, device, real=continual.test_accuracies: trained.append(1) or
+                        real(model, stream, device))
+    resumed = continual.run(config(**sets), checkpoint=checkpoint, resume=True, quiet=True)
+    assert len(trained) == 3  # experiences 3, 4, 5 only
+    assert resumed["continual"]["accuracy_matrix"][:2] == whole["continual"]["accuracy_matrix"][:2]
+    assert len(resumed["history"]) == 5 * 2
+    for mine, theirs in zip(resumed["continual"]["accuracy_matrix"], whole["continual"]["accuracy_matrix"]):
+        assert mine == pytest.approx(theirs, abs=1.0)
+
+
+def test_a_checkpoint_of_another_recipe_is_refused(tmp_path):
+    checkpoint = tmp_path / "c.ckpt.pt"
+    continual.run(config(epochs=1, **{"benchmark.experiences": 2}), checkpoint=checkpoint, quiet=True)
+    with pytest.raises(HemError, match="was made with another recipe"):
+        continual.run(config(epochs=2, **{"benchmark.experiences": 2}), checkpoint=checkpoint, resume=True, quiet=True)
+    checkpoint.write_bytes(b"not a checkpoint")
+    with pytest.raises(HemError, match="not a hem continual checkpoint"):
+        continual.run(config(epochs=1, **{"benchmark.experiences": 2}), checkpoint=checkpoint, resume=True, quiet=True)
+
+
+def test_the_command_writes_one_result_with_the_matrix(tmp_path, capsys):
+    from hemcli.cli import main
+
+    code = main(["continual", "--epochs", "1", "--set", "benchmark.experiences=2", "--out", str(tmp_path), "--quiet"])
+    assert code == 0
+    [path] = tmp_path.rglob("seed0.json")
+    assert path.parts[-6:-2] == ("continual", "split-digits", "naive", "hem")
+    result = json.loads(path.read_text())
+    assert result["continual"]["scenario"] == "task" and len(result["continual"]["accuracy_matrix"]) == 2
+    assert result["environment"]["avalanche"] and capsys.readouterr().out.strip() == str(path)
+    assert not list(tmp_path.rglob("*.ckpt.pt"))  # a finished continual run leaves no checkpoint
