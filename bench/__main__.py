@@ -7,6 +7,7 @@ Issue 13: AutoAttack: run_autoattack images/s >= 0.95x torchattacks' AutoAttack 
 images; corruption-set generation in images/s (greyscale MNIST-C list and RGB imagecorruptions; no target).
 Issue 14: one resnet18 epoch on 10 000 CIFAR-sized images, device-resident batches >= 1.5x the images/s
 of a torchvision DataLoader with 2 workers (and the data paths alone, no network).
+Issue 16: `hem continual` (split-digits, naive, 5 experiences) <= 1.05x a bare Avalanche script.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from tabulate import tabulate
 from bench.bench_attack import bench_attack
 from bench.bench_batches import bench_resident_vs_loader
 from bench.bench_cli import bench_epoch, bench_startup
+from bench.bench_continual import bench_continual
 from bench.bench_corruptions import bench_corruptions
 from bench.bench_losses import bench_hem
 from bench.bench_sweep import bench_sweep
@@ -28,7 +30,7 @@ def main() -> None:
     for entry in bench_hem():
         rows.append([entry["what"], entry["time_ratio"], 1.25, entry["memory_ratio"], 1.5])
         print(f"  {entry['what']}: time x{entry['time_ratio']:.2f}, memory x{entry['memory_ratio']:.2f}", flush=True)
-    for entry in (bench_epoch(), bench_startup(), bench_sweep(), bench_attack()):
+    for entry in (bench_epoch(), bench_startup(), bench_sweep(), bench_attack(), bench_continual()):
         rows.append([entry["what"], entry["ratio"], entry["target"], None, None])
         print(f"  {entry['what']}: x{entry['ratio']:.2f} ({entry['hem_s']:.4f}s vs {entry['reference_s']:.4f}s)", flush=True)
     entry = bench_resident_vs_loader()

@@ -17,6 +17,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 MUTANTS = [
+    # issue 16: continual learning
+    ("forgetting from the diagonal, not the best earlier accuracy", "hemcli/metrics/continual.py",
+     "max(matrix[i][j] for i in range(j, steps - 1))", "matrix[j][j]", "tests/test_continual_metrics.py"),
+    ("the loss sees only the current experience's counts", "hemcli/continual/hooks.py", "        self.seen += ",
+     "        self.seen = ", "tests/test_continual.py::test_the_loss_gets_the_class_counts_seen_so_far"),
+    ("the class order ignores the seed", "hemcli/continual/benchmarks.py",
+     "generator=torch.Generator().manual_seed(seed)).tolist()", "generator=torch.Generator().manual_seed(0)).tolist()",
+     "tests/test_continual.py"),
+    ("resume trains every experience again", "hemcli/tasks/continual.py", "        if index < start:",
+     "        if False:", "tests/test_continual.py::test_a_run_killed_after_an_experience_resumes_at_the_next"),
+    ("final accuracy unweighted by test size", "hemcli/metrics/continual.py",
+     "sum(acc * n for acc, n in zip(matrix[-1], test_sizes)) / sum(test_sizes)",
+     "sum(matrix[-1]) / len(matrix[-1])", "tests/test_continual_metrics.py"),
+    # issue 15: long-tailed training
+    ("long-tail counts rounded, not floored", "hemcli/data/longtail.py",
+     "math.floor(count * factor ** j + ROUNDING_SLACK)", "round(count * factor ** j)", "tests/test_longtail_data.py"),
+    ("few-shot bound inclusive", "hemcli/data/longtail.py", 'else "few" if count < FEW_BELOW else',
+     'else "few" if count <= FEW_BELOW else', "tests/test_longtail_data.py"),
+    ("oversampling ignored", "hemcli/batches.py", "    if not balanced:\n        return torch.randperm",
+     "    if True:\n        return torch.randperm", "tests/test_batches.py tests/test_longtail.py"),
     # issue 14: datasets, recipes, data-parallel training
     ("DDP shares weighted alike", "hemcli/batches.py", "        return (end - start) * self.world / n",
      "        return 1.0", "tests/test_batches.py tests/test_distributed.py"),

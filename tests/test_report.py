@@ -179,14 +179,14 @@ def test_rows_sorted_by_task_dataset_arch_then_ce_first(tmp_path):
     ]
 
 
-def test_a_strategy_is_an_ordinary_varying_key_and_splits_the_comparison(tmp_path):
+def test_a_strategy_is_a_fixed_column_and_splits_the_comparison(tmp_path):
     for strategy, offset in [("naive", 0.0), ("ewc", 10.0)]:
         for loss, values in [("ce", CE_ACCURACY), ("hem", HEM_ACCURACY)]:
             shifted = [value - offset for value in values]
             write_runs(tmp_path / strategy, loss, shifted, task="continual", strategy={"name": strategy})
     rows = as_json(tmp_path)
-    assert list(rows[0])[:5] == ["task", "dataset", "arch", "strategy.name", "loss"]
-    assert [(row["strategy.name"], row["loss"]) for row in rows] == [
+    assert list(rows[0])[:5] == ["task", "dataset", "strategy", "arch", "loss"]
+    assert [(row["strategy"], row["loss"]) for row in rows] == [
         ("ewc", "ce"), ("ewc", "hem"), ("naive", "ce"), ("naive", "hem")]
     expected = np.mean(HEM_ACCURACY) - np.mean(CE_ACCURACY)
     for row in rows[1::2]:

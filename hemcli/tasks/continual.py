@@ -217,6 +217,10 @@ def run(cfg: dict, checkpoint: Path | None = None, resume: bool = False, quiet: 
     return _result(cfg, stream, strategy, record, dm, began)
 
 
+# Left out of a checkpoint: the optimiser (see _save), and what the next experience's training sets afresh
+TRANSIENT = ["optimizer", "experience", "adapted_dataset", "dataloader", "mbatch", "mb_output", "loss"]
+
+
 def _save(strategy, path: Path) -> None:
     """Avalanche's checkpoint of the whole strategy (model, plugins' state, replay buffer, our record),
     written atomically. The optimiser goes in as its state dict: dill 0.4, which Avalanche pickles
@@ -230,7 +234,7 @@ def _save(strategy, path: Path) -> None:
     record = _plugin(strategy, Record)
     record.optimizer_state = strategy.optimizer.state_dict()
     try:
-        write_atomic(path, lambda handle: save_checkpoint(strategy, handle, exclude=["optimizer"]), what="checkpoint")
+        write_atomic(path, lambda handle: save_checkpoint(strategy, handle, exclude=TRANSIENT), what="checkpoint")
     finally:
         record.optimizer_state = None
 

@@ -1,0 +1,95 @@
+"""`hem continual` (split-digits, naive, 5 experiences, the default recipe) against a bare Avalanche
+script doing the same training: the same five task-labelled experiences, an MLP 2x256 with a head per
+task, Adam 1e-3, batch 32, 10 epochs each, no loggers, each experience's test accuracy after each one.
+Both in this process with avalanche already imported, alternating, median of the rounds; hem's side is
+the whole command (recipe, checkpoint after every experience, result file). Target <= 1.05x."""
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+
+import torch
+
+
+def _bare_avalanche() -> float:
+    from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
+    from avalanche.benchmarks.scenarios.supervised import with_classes_timeline
+    from avalanche.benchmarks.scenarios.task_aware import with_task_labels
+    from avalanche.benchmarks.utils import _make_taskaware_tensor_classification_dataset as tensors
+    from avalanche.models import MultiHeadClassifier, MultiTaskModule
+    from avalanche.training.supervised import Naive
+    from sklearn.datasets import load_digits
+
+    start = time.perf_counter()
+    digits = load_digits()
+    x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16
+    y = torch.tensor(digits.target)
+    order = torch.randperm(10, generator=torch.Generator().manual_seed(0)).tolist()
+    test = torch.zeros(len(y), dtype=torch.bool)
+    test[torch.randperm(len(y), generator=torch.Generator().manual_seed(1))[:360]] = True
+    streams = {"train": [], "test": []}
+    parts = []
+    for e in range(5):
+        classes = order[2 * e:2 * e + 2]
+        for name, pick in (("train", ~test), ("test", test)):
+            keep = pick & torch.isin(y, torch.tensor(classes))
+            local = (y[keep] == classes[1]).long()
+            streams[name].append(tensors(x[keep], local, targets=local, task_labels=e))
+            if name == "test":
+                parts.append((x[keep], local, e))
+    benchmark = with_classes_timeline(with_task_labels(benchmark_from_datasets(**streams)))
+
+    class Net(MultiTaskModule):
+        def __init__(self):
+            super().__init__()
+            self.trunk = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 256), torch.nn.ReLU(),
+                                             torch.nn.Linear(256, 256), torch.nn.ReLU())
+            self.classifier = MultiHeadClassifier(256, initial_out_features=2, masking=False)
+
+        def forward(self, x, task_labels):
+            return self.classifier(self.trunk(x), task_labels)
+
+    model = Net()
+    strategy = Naive(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=1e-3),
+                     criterion=torch.nn.CrossEntropyLoss(), train_mb_size=32, train_epochs=10, eval_mb_size=1024,
+                     device="cpu", evaluator=None)
+    for i, experience in enumerate(benchmark.train_stream):
+        strategy.train(experience)
+        model.eval()
+        with torch.no_grad():
+            [(model(px, tx).argmax(1) == py).float().mean().item() for px, py, tx in parts[:i + 1]]
+    return time.perf_counter() - start
+
+
+def _hem_continual() -> float:
+    from hemcli.cli import main
+
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        assert main(["continual", "--loss", "ce", "--device", "cpu", "--out", out, "--quiet"]) == 0
+        return time.perf_counter() - start
+
+
+def bench_continual(rounds: int = 3) -> dict:
+    import warnings
+
+    from hemcli.tasks.continual import import_avalanche
+
+    warnings.filterwarnings("ignore")
+    import_avalanche()
+    _bare_avalanche()  # warm-up of both sides' code paths
+    _hem_continual()
+    hem, bare = [], []
+    for i in range(rounds):
+        for side in ((hem, bare) if i % 2 == 0 else (bare, hem)):
+            side.append(_hem_continual() if side is hem else _bare_avalanche())
+    hem_s, bare_s = statistics.median(hem), statistics.median(bare)
+    return {"what": "hem continual split-digits naive (5 experiences) / bare Avalanche script",
+            "hem_s": hem_s, "reference_s": bare_s, "ratio": hem_s / bare_s, "target": 1.05}
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    entry = bench_continual()
+    print(f"{entry['what']}: x{entry['ratio']:.2f} ({entry['hem_s']:.2f}s vs {entry['reference_s']:.2f}s)")
