@@ -31,6 +31,9 @@ MUTANTS = [
      "sum(acc * n for acc, n in zip(matrix[-1], test_sizes)) / sum(test_sizes)",
      "sum(matrix[-1]) / len(matrix[-1])", "tests/test_continual_metrics.py"),
     # issue 15: long-tailed training
+    ("hem evaluate measures a longtail run on the whole set", "hemcli/tasks/evaluate.py",
+     "            if factor is not None and not isinstance(data, StreamData):", "            if False:",
+     "tests/test_longtail.py::test_hem_evaluate_measures_a_longtail_run_on_its_own_subset"),
     ("long-tail counts rounded, not floored", "hemcli/data/longtail.py",
      "math.floor(count * factor ** j + ROUNDING_SLACK)", "round(count * factor ** j)", "tests/test_longtail_data.py"),
     ("few-shot bound inclusive", "hemcli/data/longtail.py", 'else "few" if count < FEW_BELOW else',

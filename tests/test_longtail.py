@@ -113,3 +113,16 @@ def test_an_empty_shot_group_is_named(tmp_path, capsys):
     result = json.loads(path.read_text())
     assert result["evaluation"]["shots"]["empty_groups"] == ["few"] and "few_shot_accuracy" not in result["metrics"]
     assert min(result["longtail"]["class_counts"]) >= 20
+
+
+def test_hem_evaluate_measures_a_longtail_run_on_its_own_subset(tmp_path):
+    """Measured again, the shot groups come from the long-tailed counts, so the numbers repeat the run's."""
+    out = tmp_path / "results"
+    assert main(["longtail", "--imbalance", "10", "--epochs", "2", "--out", str(out), "--quiet"]) == 0
+    [path] = out.rglob("seed0.json")
+    first = json.loads(path.read_text())
+    assert main(["evaluate", str(path), "--eval", "shots,calibration", "--quiet"]) == 0
+    again = json.loads(path.read_text())
+    for name in ("many_shot_accuracy", "medium_shot_accuracy", "few_shot_accuracy", "class_9_accuracy"):
+        assert again["metrics"][name] == first["metrics"][name]
+    assert "ece" in again["metrics"] and again["evaluation"]["shots"]["groups"] == first["evaluation"]["shots"]["groups"]

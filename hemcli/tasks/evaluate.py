@@ -43,6 +43,10 @@ def plan(paths: Iterable[str | Path], overrides: Mapping[str, object]) -> list[F
     return [_plan_one(path, overrides) for path in files]
 
 
+# The tasks whose finished runs can be measured again: a classifier and its training data
+MEASURABLE = ("classify", "longtail")
+
+
 def _plan_one(path: Path, overrides: Mapping[str, object]) -> Finished:
     from hemcli import recipes
     from hemcli.report.files import read_result
@@ -53,8 +57,9 @@ def _plan_one(path: Path, overrides: Mapping[str, object]) -> Finished:
     if result is None:
         raise HemError(f"{path}: {reason}")
     task = result.get("task")
-    if task != "classify":
-        raise HemError(f"{path}: a {task!r} result; hem evaluate and hem attack measure classify results")
+    if task not in MEASURABLE:
+        raise HemError(f"{path}: a {task!r} result; hem evaluate and hem attack measure "
+                       f"{' and '.join(MEASURABLE)} results")
     if not checkpoint_path(path).is_file():
         raise HemError(f"{path} has no checkpoint beside it ({checkpoint_path(path).name}); the trained "
                        "weights are needed to measure it again")
@@ -112,19 +117,34 @@ class DataCache:
         self.loaded = {}
 
     def get(self, cfg: dict):
-        """The run's data as it trained on it (its ``dataset.limit`` part, where it had one)."""
+        """The run's data as it trained on it: its long-tailed subset (``hem longtail``), then its
+        ``dataset.limit`` part, where it had them."""
         from hemcli.data import StreamData, limited, load_dataset
 
         limit = cfg["dataset"].get("limit")
-        key = (cfg["dataset"]["name"], cfg["dataset"]["root"], limit)
+        factor = _longtail_factor(cfg)
+        key = (cfg["dataset"]["name"], cfg["dataset"]["root"], limit, factor)
         if key not in self.loaded:
-            data = limited(load_dataset(cfg["dataset"]["name"], cfg["dataset"]["root"], cfg["dataset"]["download"]),
-                           limit)
+            data = load_dataset(cfg["dataset"]["name"], cfg["dataset"]["root"], cfg["dataset"]["download"])
+            if factor is not None and not isinstance(data, StreamData):
+                from hemcli.tasks.longtail import subset
+                data = subset(data, factor)
+            data = limited(data, limit)
             if isinstance(data, StreamData):
                 raise HemError(f"dataset {cfg['dataset']['name']} streams from disk; hem evaluate measures "
                                "sets held in memory only")
             self.loaded[key] = data
         return self.loaded[key]
+
+
+def _longtail_factor(cfg: dict) -> float | None:
+    """f of a long-tailed run's subset; None for a balanced run."""
+    if cfg.get("task") != "longtail":
+        return None
+    from hemcli.data import dataset_info
+    from hemcli.tasks.longtail import factor
+
+    return factor(cfg, dataset_info(cfg["dataset"]["name"]).num_classes)
 
 
 def check_all(items: list[Finished], cache: DataCache) -> None:
