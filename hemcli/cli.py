@@ -174,7 +174,9 @@ _training_command(
     "after each (default: split-digits, task scenario, naive, offline). Benchmarks: split-digits, split-mnist, "
     "split-fashion-mnist, split-cifar10, split-cifar100, permuted-mnist, permuted-fashion-mnist, permuted-digits. "
     "Strategies: naive, replay, si, ewc, lwf, lfl (their parameters: --set strategy.params.NAME=VALUE).", None,
-    base=[option for option in _TRAINING_OPTIONS if option[0] in
+    base=[("arch", Optional[str], typer.Option(None, help="mlp (default; --set model.hidden=[W,...]) or a trunk "
+                                                         "of `hem archs`, e.g. resnet18."))
+          if option[0] == "arch" else option for option in _TRAINING_OPTIONS if option[0] in
           ("recipe", "arch", "loss", "epochs", "seed", "lr", "batch_size", "device", "data_root")],
     extra=[("benchmark", Optional[str], typer.Option(None, help="Benchmark, e.g. split-mnist (default split-digits).")),
            ("scenario", Optional[str], typer.Option(None, help="task or class (Split; default task), domain "

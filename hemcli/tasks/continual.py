@@ -13,6 +13,7 @@ experience, so ``--resume`` starts again at the experience a run was killed in.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from pathlib import Path
@@ -134,6 +135,22 @@ def import_avalanche(verbose: bool = False) -> None:
         warnings.filterwarnings("ignore", message="No loggers specified")
 
 
+@contextlib.contextmanager
+def deprecations_hidden(verbose: bool):
+    """Avalanche's own deprecation notices (its replay buffer calls a method 0.6 deprecates, every
+    experience) hidden unless ``verbose``. Its decorator puts a "once" filter first before warning, so
+    a filter cannot hide them: the display is replaced instead, for the block only."""
+    with warnings.catch_warnings():
+        if not verbose:
+            show = warnings.showwarning
+
+            def shown_unless_deprecation(message, category, *args, **kwargs):
+                if not issubclass(category, DeprecationWarning):
+                    show(message, category, *args, **kwargs)
+            warnings.showwarning = shown_unless_deprecation
+        yield
+
+
 def build_strategy(cfg: dict, stream, dm, quiet: bool):
     """The model, optimiser and strategy with hem's hooks; returns (strategy, record)."""
     from hemcli.continual.hooks import CountedLoss, ProgressLine, Record
@@ -207,7 +224,8 @@ def run(cfg: dict, checkpoint: Path | None = None, resume: bool = False, quiet: 
         if index < start:
             continue
         tick = time.perf_counter()
-        strategy.train(experience)
+        with deprecations_hidden(cfg["verbose"]):
+            strategy.train(experience)
         record.seconds.append(time.perf_counter() - tick)
         record.matrix.append(test_accuracies(strategy.model, stream, dm.device))
         progress.say(f"after experience {index + 1}/{len(stream.experiences)}: test accuracy per experience "
