@@ -188,7 +188,7 @@ _training_command(
 
 @app.command(context_settings={"help_option_names": ["--help", "-h"]})
 def sweep(
-    task: str = typer.Argument(..., help="The task to sweep: classify."),
+    task: str = typer.Argument(..., help="The task to sweep: classify, longtail or continual."),
     recipe: Optional[Path] = typer.Option(None, "--recipe", "-r",
                                           help="Recipe YAML; a grid: block in it adds axes to the grid."),
     dataset: Optional[str] = typer.Option(None, metavar="LIST", help="Datasets, e.g. digits,fashion-mnist."),

@@ -364,7 +364,8 @@ def test_the_loss_parameters_of_ce_do_not_have_to_match(tmp_path):
                                          ("ece", True), ("nll", True), ("test_error", True), ("train_loss", True),
                                          ("fpr95", True), ("unknown_fpr95_msp_all", True), ("brier", True),
                                          ("dar_msp_linf", False), ("unknown_auroc_mls_real", False),
-                                         ("robust_accuracy_l2", False)])
+                                         ("robust_accuracy_l2", False), ("average_forgetting", True),
+                                         ("final_accuracy", False), ("backward_transfer", False)])
 def test_lower_is_better(name, lower):
     assert lower_is_better(name) is lower
 
