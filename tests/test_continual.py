@@ -126,9 +126,9 @@ def run(tmp_path, **sets) -> dict:
 
 @pytest.fixture(scope="module")
 def task_runs(tmp_path_factory):
-    """split-digits, task scenario (the default), every strategy x {ce, hem}: the recipe defaults."""
+    """split-digits, task scenario (the default), every strategy x {ce, hem}, 5 epochs an experience."""
     out = tmp_path_factory.mktemp("runs")
-    return {(strategy, loss): run(out / f"{strategy}-{loss}", **{"strategy.name": strategy, "loss.name": loss})
+    return {(strategy, loss): run(out / f"{strategy}-{loss}", epochs=5, **{"strategy.name": strategy, "loss.name": loss})
             for strategy in STRATEGIES for loss in ("ce", "hem")}
 
 
