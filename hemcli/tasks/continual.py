@@ -9,7 +9,8 @@ result's metrics: ``final_accuracy`` (on the union of all test sets after the la
 paper's metric), ``last_experience_accuracy`` (the last experience's own), ``average_forgetting`` and
 ``backward_transfer`` (``hemcli.metrics.continual``); ``result["continual"]`` holds the matrix.
 A checkpoint (Avalanche's ``save_checkpoint``: the whole strategy) is written after every
-experience, so ``--resume`` starts again at the experience a run was killed in.
+experience but the last (whose result file supersedes it), so ``--resume`` starts again at the
+experience a run was killed in.
 """
 from __future__ import annotations
 
@@ -230,7 +231,7 @@ def run(cfg: dict, checkpoint: Path | None = None, resume: bool = False, quiet: 
         record.matrix.append(test_accuracies(strategy.model, stream, dm.device))
         progress.say(f"after experience {index + 1}/{len(stream.experiences)}: test accuracy per experience "
                      + " ".join("-" if acc is None else f"{acc:.1f}" for acc in record.matrix[-1]))
-        if checkpoint is not None:
+        if checkpoint is not None and index + 1 < len(stream.experiences):  # the result file supersedes the last
             _save(strategy, checkpoint)
     return _result(cfg, stream, strategy, record, dm, began)
 
