@@ -60,8 +60,8 @@ def test_a_second_run_on_the_same_path_is_refused_and_ctrl_c_says_how_to_resume(
 
 
 def test_concurrent_runs_into_one_folder(tmp_path):
-    """Seeds 0-5 at once all finish; two more runs of seeds 0 and 1 find their path taken."""
-    seeds = [0, 1, 2, 3, 4, 5, 0, 1]
+    """Seeds 0-3 at once all finish; two more runs of seeds 0 and 1 find their path taken."""
+    seeds = [0, 1, 2, 3, 0, 1]
     runs = [start("classify", "--epochs", "2", "--arch", "mlp", "--quiet", "--seed", str(seed), "--out", "out",
                   cwd=tmp_path) for seed in seeds]
     ended = [(run.wait(timeout=300), run.stdout.read(), run.stderr.read()) for run in runs]
@@ -77,8 +77,8 @@ def test_concurrent_runs_into_one_folder(tmp_path):
                 assert out == f"{folder / f'seed{seed}.json'}\n" and err == ""
     folder = tmp_path / folder
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        [f"seed{s}.json" for s in range(6)] + [f"seed{s}.ckpt.pt" for s in range(6)])
-    assert all(json.loads((folder / f"seed{s}.json").read_text())["seed"] == s for s in range(6))
+        [f"seed{s}.json" for s in range(4)] + [f"seed{s}.ckpt.pt" for s in range(4)])
+    assert all(json.loads((folder / f"seed{s}.json").read_text())["seed"] == s for s in range(4))
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")
