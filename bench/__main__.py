@@ -8,6 +8,8 @@ images; corruption-set generation in images/s (greyscale MNIST-C list and RGB im
 Issue 14: one resnet18 epoch on 10 000 CIFAR-sized images, device-resident batches >= 1.5x the images/s
 of a torchvision DataLoader with 2 workers (and the data paths alone, no network).
 Issue 16: `hem continual` (split-digits, naive, 5 experiences) <= 1.05x a bare Avalanche script.
+Issue 17: HEM vs CE at CamVid's size (12x12x360x480; the loss targets above); one `hem segment` epoch
+<= 1.05x a bare smp training loop on the same images.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from bench.bench_cli import bench_epoch, bench_startup
 from bench.bench_continual import bench_continual
 from bench.bench_corruptions import bench_corruptions
 from bench.bench_losses import bench_hem
+from bench.bench_segment import bench_segment_epoch, bench_segment_loss
 from bench.bench_sweep import bench_sweep
 
 
@@ -27,10 +30,11 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{'cuda ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'}", flush=True)
     rows = []
-    for entry in bench_hem():
+    for entry in [*bench_hem(), *bench_segment_loss()]:
         rows.append([entry["what"], entry["time_ratio"], 1.25, entry["memory_ratio"], 1.5])
         print(f"  {entry['what']}: time x{entry['time_ratio']:.2f}, memory x{entry['memory_ratio']:.2f}", flush=True)
-    for entry in (bench_epoch(), bench_startup(), bench_sweep(), bench_attack(), bench_continual()):
+    for entry in (bench_epoch(), bench_startup(), bench_sweep(), bench_attack(), bench_continual(),
+                  bench_segment_epoch()):
         rows.append([entry["what"], entry["ratio"], entry["target"], None, None])
         print(f"  {entry['what']}: x{entry['ratio']:.2f} ({entry['hem_s']:.4f}s vs {entry['reference_s']:.4f}s)", flush=True)
     entry = bench_resident_vs_loader()

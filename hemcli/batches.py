@@ -104,9 +104,10 @@ class TensorBatches:
     process would."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator,
-                 augment: str = "none", shard: Shard = Shard(), balanced: bool = False):
+                 augment: str = "none", shard: Shard = Shard(), balanced: bool = False, transform=None):
         self.x, self.y, self.batch_size = x, y, batch_size
         self.generator, self.augment, self.shard, self.balanced = generator, augment, shard, balanced
+        self.transform = transform  # (x, y, generator) -> (x, y) of a global batch: paired augmentation
         self.size = epoch_size(y, balanced)
 
     def __len__(self) -> int:
@@ -118,6 +119,10 @@ class TensorBatches:
             idx = order[begin:begin + self.batch_size]
             params = draw_crop_flip(len(idx), self.generator) if self.augment == "crop_flip" else None
             start, end = self.shard.bounds(len(idx))
+            if self.transform is not None:  # drawn for the whole global batch, so every rank draws alike
+                x, y = self.transform(self.x[idx], self.y[idx], self.generator)
+                yield to_unit(x[start:end]), y[start:end], self.shard.weight(len(idx))
+                continue
             x = self.x[idx[start:end]]
             if params is not None:
                 x = apply_crop_flip(x, tuple(p[start:end] for p in params))
@@ -136,20 +141,26 @@ def targets_of(dataset) -> torch.Tensor:
 
 class LoaderBatches:
     """Mini-batches streamed from a map-style dataset of (image tensor, label) by a DataLoader with
-    ``workers`` processes and pinned memory, sharded like ``TensorBatches``."""
+    ``workers`` processes and pinned memory, sharded like ``TensorBatches``.
+
+    For (image, mask) pairs of different sizes: ``collate`` makes a batch of them (padding), and
+    ``transform(x, y, generator) -> (x, y)`` augments each batch on the device (the same draws for both)."""
 
     def __init__(self, dataset, batch_size: int, generator: torch.Generator, device: torch.device,
-                 workers: int = 2, shard: Shard = Shard(), balanced: bool = False):
+                 workers: int = 2, shard: Shard = Shard(), balanced: bool = False, collate=None, transform=None):
         self.dataset, self.batch_size, self.generator = dataset, batch_size, generator
         self.device, self.workers, self.shard, self.balanced = device, workers, shard, balanced
-        self.labels = targets_of(dataset)
-        self.size = epoch_size(self.labels, balanced)
+        self.collate, self.transform = collate, transform
+        # only oversampling needs the labels: a segmentation set has masks, not labels
+        self.labels = targets_of(dataset) if balanced else None
+        self.size = epoch_size(self.labels, True) if balanced else len(dataset)
 
     def __len__(self) -> int:
         return self.shard.batches(self.size, self.batch_size)
 
     def _plan(self) -> tuple[list[list[int]], list[float]]:
-        order = epoch_order(self.labels, self.generator, self.balanced).tolist()
+        order = (epoch_order(self.labels, self.generator, True) if self.balanced
+                 else torch.randperm(len(self.dataset), generator=self.generator)).tolist()  # as epoch_order
         parts, weights = [], []
         for begin in range(0, len(self) * self.batch_size, self.batch_size):
             batch = order[begin:begin + self.batch_size]
@@ -167,7 +178,9 @@ class LoaderBatches:
         loader = DataLoader(self.dataset, batch_sampler=parts, num_workers=self.workers,
                             pin_memory=self.device.type == "cuda",
                             generator=torch.Generator().manual_seed(seed),
-                            persistent_workers=False)
+                            persistent_workers=False, collate_fn=self.collate)
         for (x, y), weight in zip(loader, weights):
-            yield (to_unit(x.to(self.device, non_blocking=True)), y.to(self.device, non_blocking=True),
-                   weight)
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            if self.transform is not None:
+                x, y = self.transform(x, y, self.generator)
+            yield to_unit(x), y, weight

@@ -186,9 +186,20 @@ _training_command(
     extra_sets=lambda switches: ["verbose=true"] if switches["verbose"] else [])
 
 
+_training_command(
+    "segment", "Train a segmentation network (smp FPN) with a loss applied per pixel, then measure mean IoU on the "
+    "test split (default: generated shapes, offline). Datasets: shapes, camvid, cityscapes, sbd, ade20k.", None,
+    base=[("dataset", Optional[str], typer.Option(None, help="shapes (default, offline), camvid, cityscapes, sbd, "
+                                                             "ade20k."))
+          if option[0] == "dataset" else option for option in _TRAINING_OPTIONS if option[0] in
+          ("recipe", "dataset", "loss", "epochs", "seed", "lr", "batch_size", "device", "data_root")],
+    extra=[("encoder", Optional[str], typer.Option(None, help="resnet34, efficientnet-b4, densenet201, "
+                                                             "resnext50_32x4d (the paper's), resnet18 (default)."))])
+
+
 @app.command(context_settings={"help_option_names": ["--help", "-h"]})
 def sweep(
-    task: str = typer.Argument(..., help="The task to sweep: classify, longtail or continual."),
+    task: str = typer.Argument(..., help="The task to sweep: classify, longtail, continual or segment."),
     recipe: Optional[Path] = typer.Option(None, "--recipe", "-r",
                                           help="Recipe YAML; a grid: block in it adds axes to the grid."),
     dataset: Optional[str] = typer.Option(None, metavar="LIST", help="Datasets, e.g. digits,fashion-mnist."),
@@ -334,7 +345,7 @@ def _measure_again(paths, flags: dict, sets, quiet: bool) -> None:
 def _headline(result: dict) -> list[str]:
     """The metrics a person looks at first (the MSP ones over all sets, the DAR mean); all are in the JSON."""
     wanted = ("clean_accuracy", "corrupt_accuracy", "unknown_auroc_msp_all", "dar_msp_mean", "ece", "final_accuracy",
-              "average_forgetting")
+              "average_forgetting", "mean_iou", "pixel_accuracy")
     return [key for key in wanted if key in result["metrics"]]
 
 

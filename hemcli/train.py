@@ -99,9 +99,13 @@ def lr_factor(sched: dict, epochs: int, epoch: int) -> float:
 AUX_LOSS_WEIGHT = 0.4
 
 
-def train_epoch(model, loss_fn, batches, optimizer, dm, on_batch=None) -> tuple[float, float]:
+def train_epoch(model, loss_fn, batches, optimizer, dm, on_batch=None,
+                ignore_index: int | None = None) -> tuple[float, float]:
     """One pass over ``batches`` of (x, y, weight); returns (mean loss, accuracy %) over every
     sample of every rank. Syncs with the device once.
+
+    With ``ignore_index`` (segmentation: y are masks (N, H, W)) the accuracy is over the pixels that
+    are not ignored, counted per batch: an epoch's masks would not fit in memory.
 
     ``weight`` scales the loss of a rank's share of a global batch (see ``batches.Shard``). A
     network that leaves auxiliary logits in ``aux_out`` (Inception) adds their loss, weighted by
@@ -128,17 +132,25 @@ def train_epoch(model, loss_fn, batches, optimizer, dm, on_batch=None) -> tuple[
             objective.backward()
             optimizer.step()
         losses.append(loss.detach())
-        predicted.append(logits.detach().argmax(1))
         sizes.append(len(y))
-        labels.append(y)
+        if ignore_index is None:
+            predicted.append(logits.detach().argmax(1))
+            labels.append(y)
+        else:  # (right pixels, counted pixels) of the batch
+            counted = y != ignore_index
+            predicted.append(((logits.detach().argmax(1) == y) & counted).sum())
+            labels.append(counted.sum())
         if on_batch:
             on_batch(i, len(batches))
     loss_sum = (torch.stack(losses).float() * torch.tensor(sizes, device=dm.device)).sum()
-    correct = (torch.cat(predicted) == torch.cat(labels)).sum()
-    totals = sum_over_ranks(torch.stack([loss_sum.double(), correct.double(),
+    if ignore_index is None:
+        correct, counted = (torch.cat(predicted) == torch.cat(labels)).sum(), torch.tensor(sum(sizes))
+    else:
+        correct, counted = torch.stack(predicted).sum(), torch.stack(labels).sum()
+    totals = sum_over_ranks(torch.stack([loss_sum.double(), correct.double(), counted.to(dm.device).double(),
                                          torch.tensor(float(sum(sizes)), device=dm.device).double()]))
-    loss_total, correct_total, seen = totals.tolist()
-    return loss_total / seen, 100.0 * correct_total / seen
+    loss_total, correct_total, counted_total, seen = totals.tolist()
+    return loss_total / seen, 100.0 * correct_total / max(counted_total, 1)
 
 
 @torch.no_grad()

@@ -24,10 +24,10 @@ FEW_RUNS = 3  # a comparison with fewer runs than this on a side is flagged
 # other varying keys and before the loss's parameters.
 FIXED_COLUMNS = {"task": "task", "dataset": "dataset.name", "benchmark": "benchmark.name",
                  "scenario": "benchmark.scenario", "strategy": "strategy.name", "arch": "model.arch",
-                 "loss": "loss.name"}
+                 "encoder": "model.encoder", "loss": "loss.name"}
 # Fixed columns shown only where some condition has the key (a continual run has no dataset.name, a
-# classify run no strategy)
-OPTIONAL_COLUMNS = ("dataset", "benchmark", "scenario", "strategy")
+# classify run no strategy, only a segment run has an encoder)
+OPTIONAL_COLUMNS = ("dataset", "benchmark", "scenario", "strategy", "encoder")
 LOSS_KEY = "loss.name"
 LOSS_PARAMS = "loss.params"
 # Names a varying key's column may not take, because a fixed column or a JSON/CSV field has them.

@@ -19,7 +19,7 @@ from hemcli.errors import HemError, unknown_name
 from hemcli.runs import condition as conditions
 
 TASKS = {"classify": "hemcli.tasks.classify", "longtail": "hemcli.tasks.longtail",
-         "continual": "hemcli.tasks.continual"}
+         "continual": "hemcli.tasks.continual", "segment": "hemcli.tasks.segment"}
 # Flags are shorthand for recipe keys (`--lr 0.1` is `--set optim.lr=0.1`); names and paths stay text.
 FLAG_KEYS = {"dataset": "dataset.name", "arch": "model.arch", "loss": "loss.name", "epochs": "epochs",
              "seed": "seed", "lr": "optim.lr", "batch_size": "batch_size", "device": "device",
@@ -27,12 +27,15 @@ FLAG_KEYS = {"dataset": "dataset.name", "arch": "model.arch", "loss": "loss.name
              "ood_samples": "evaluation.ood_samples", "corrupt_samples": "evaluation.corrupt_samples",
              "attack_samples": "evaluation.attack_samples", "attack_batch_size": "evaluation.attack_batch_size",
              "attack_strength": "evaluation.attack_strength", "imbalance": "longtail.imbalance",
-             "benchmark": "benchmark.name", "scenario": "benchmark.scenario", "strategy": "strategy.name"}
-TEXT_FLAGS = ("dataset", "arch", "loss", "device", "data_root", "attack_strength", "benchmark", "scenario", "strategy")
+             "benchmark": "benchmark.name", "scenario": "benchmark.scenario", "strategy": "strategy.name",
+             "encoder": "model.encoder"}
+TEXT_FLAGS = ("dataset", "arch", "loss", "device", "data_root", "attack_strength", "benchmark", "scenario", "strategy",
+              "encoder")
 # Flags that take a comma-separated list (`--eval clean,ood`), or a YAML list (`--eval '[clean, ood]'`).
 LIST_FLAGS = ("eval", "scores")
 # a command says what it runs
-_ALWAYS_SHOWN = ("dataset.name", "model.arch", "loss.name", "seed", "benchmark.name", "strategy.name")
+_ALWAYS_SHOWN = ("dataset.name", "model.arch", "loss.name", "seed", "benchmark.name", "strategy.name",
+                 "model.encoder")
 # The keys that name a run's folders, and those that pick a paper recipe, unless a task names its own
 PATH_KEYS = ("dataset.name", "model.arch", "loss.name")
 RECIPE_KEYS = ("dataset.name", "model.arch")
