@@ -10,10 +10,12 @@ DEMO_OUT ?= results/demo
 
 install: $(VENV)/.installed
 
+# --no-compile: pip would byte-compile every module of torch, ray and the rest (minutes on 2 cores);
+# Python compiles the ones a run imports, once, on first use.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q $(TORCH_PINS)
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q --no-compile $(TORCH_PINS)
+	$(BIN)/pip install -q --no-compile -e '.[test]'
 	touch $@
 
 # Three seeds a side, two at a time; run again, it skips what is done and prints the table.
