@@ -139,6 +139,20 @@ def targets_of(dataset) -> torch.Tensor:
     return torch.as_tensor(dataset.targets, dtype=torch.int64)
 
 
+def worker_errors_as_one_line(batches):
+    """``batches`` (a DataLoader's), with a HemError raised in a worker (a bad file) re-raised as the one
+    line it was: PyTorch re-raises it in this process with the worker's traceback in its message."""
+    from hemcli.errors import HemError
+
+    try:
+        yield from batches
+    except HemError as err:
+        text = str(err)
+        if "Original Traceback" not in text:
+            raise
+        raise HemError(text.strip().splitlines()[-1].split("HemError: ", 1)[-1]) from None
+
+
 class LoaderBatches:
     """Mini-batches streamed from a map-style dataset of (image tensor, label) by a DataLoader with
     ``workers`` processes and pinned memory, sharded like ``TensorBatches``.
@@ -179,7 +193,7 @@ class LoaderBatches:
                             pin_memory=self.device.type == "cuda",
                             generator=torch.Generator().manual_seed(seed),
                             persistent_workers=False, collate_fn=self.collate)
-        for (x, y), weight in zip(loader, weights):
+        for (x, y), weight in zip(worker_errors_as_one_line(loader), weights):
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             if self.transform is not None:
                 x, y = self.transform(x, y, self.generator)

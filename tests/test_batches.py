@@ -83,3 +83,24 @@ def test_loader_batches_stream_the_same_samples_sharded():
     for k, (_, y, weight) in enumerate(whole[:2]):
         assert torch.equal(torch.cat([parts[0][k][1], parts[1][k][1]]), y) and weight == 1.0
     assert len(whole) == 3 and [len(p) for p in parts] == [2, 2]  # 9 = 4 + 4 + 1: two ranks drop the 1
+
+
+class _BadFile(torch.utils.data.Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, index):
+        from hemcli.errors import HemError
+        if index == 2:
+            raise HemError("masks/b.png holds the value 40, outside 0-18 and not the ignore index 255")
+        return torch.zeros(1, 2, 2), torch.zeros(2, 2, dtype=torch.int64)
+
+
+def test_a_bad_file_read_in_a_worker_is_still_one_line():
+    from hemcli.batches import LoaderBatches
+    from hemcli.errors import HemError
+
+    batches = LoaderBatches(_BadFile(), 1, torch.Generator().manual_seed(0), torch.device("cpu"), workers=1)
+    with pytest.raises(HemError) as caught:
+        list(batches)
+    assert str(caught.value) == "masks/b.png holds the value 40, outside 0-18 and not the ignore index 255"

@@ -195,6 +195,7 @@ def eval_batches(data, cfg: dict):
     """(uint8 images, masks) of ``data`` in order, ``eval_batch_size`` at a time."""
     from torch.utils.data import DataLoader
 
+    from hemcli.batches import worker_errors_as_one_line
     from hemcli.data.segmentation import pad_collate
 
     size = cfg["eval_batch_size"]
@@ -202,8 +203,9 @@ def eval_batches(data, cfg: dict):
         for start in range(0, len(data), size):
             yield data.images[start:start + size], data.masks[start:start + size]
         return
-    yield from DataLoader(data.dataset, batch_size=size, num_workers=cfg["dataset"]["workers"],
-                          collate_fn=functools.partial(pad_collate, ignore_index=data.ignore_index))
+    yield from worker_errors_as_one_line(DataLoader(
+        data.dataset, batch_size=size, num_workers=cfg["dataset"]["workers"],
+        collate_fn=functools.partial(pad_collate, ignore_index=data.ignore_index)))
 
 
 @torch.no_grad()
