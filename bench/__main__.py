@@ -8,6 +8,7 @@ images; corruption-set generation in images/s (greyscale MNIST-C list and RGB im
 Issue 14: one resnet18 epoch on 10 000 CIFAR-sized images, device-resident batches >= 1.5x the images/s
 of a torchvision DataLoader with 2 workers (and the data paths alone, no network).
 Issue 16: `hem continual` (split-digits, naive, 5 experiences) <= 1.05x a bare Avalanche script.
+Issue 25: a continual run's epochs after `--resume` <= 1.5x those of the same run uninterrupted (naive, ewc).
 Issue 17: HEM vs CE at CamVid's size (12x12x360x480; the loss targets above); one `hem segment` epoch
 <= 1.05x a bare smp training loop on the same images.
 """
@@ -19,7 +20,7 @@ from tabulate import tabulate
 from bench.bench_attack import bench_attack
 from bench.bench_batches import bench_resident_vs_loader
 from bench.bench_cli import bench_epoch, bench_startup
-from bench.bench_continual import bench_continual
+from bench.bench_continual import bench_continual, bench_continual_resume
 from bench.bench_corruptions import bench_corruptions
 from bench.bench_losses import bench_hem
 from bench.bench_segment import bench_segment_epoch, bench_segment_loss
@@ -34,6 +35,7 @@ def main() -> None:
         rows.append([entry["what"], entry["time_ratio"], 1.25, entry["memory_ratio"], 1.5])
         print(f"  {entry['what']}: time x{entry['time_ratio']:.2f}, memory x{entry['memory_ratio']:.2f}", flush=True)
     for entry in (bench_epoch(), bench_startup(), bench_sweep(), bench_attack(), bench_continual(),
+                  bench_continual_resume("naive"), bench_continual_resume("ewc"),
                   bench_segment_epoch()):
         rows.append([entry["what"], entry["ratio"], entry["target"], None, None])
         print(f"  {entry['what']}: x{entry['ratio']:.2f} ({entry['hem_s']:.4f}s vs {entry['reference_s']:.4f}s)", flush=True)

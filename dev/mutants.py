@@ -15,8 +15,99 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+MUTANT_TIMEOUT = 1800
 
 MUTANTS = [
+    # issue 25: continual checkpoints
+    ("a continual checkpoint's structure not checked", "hemcli/continual/checkpoint.py",
+     'state.get("format") == FORMAT and fits(state, LAYOUT)', 'state.get("format") == FORMAT',
+     "tests/test_continual_checkpoint.py"),
+    ("the replay buffer left out of a continual checkpoint", "hemcli/continual/plugin_state.py",
+     "    for label, group in policy.buffer_groups.items():", "    for label, group in {}.items():",
+     "tests/test_continual.py::test_a_run_killed_after_an_experience_resumes_at_the_next"),
+    ("an emptied replay group rebuilt without the buffer's fields", "hemcli/continual/plugin_state.py",
+     "        if dataset is None and template is not None:", "        if False:",
+     "tests/test_continual.py::test_a_run_killed_after_an_experience_resumes_at_the_next"),
+    ("EWC's importances left out of a continual checkpoint", "hemcli/continual/plugin_state.py",
+     '"importances": {int(exp): _params_state(params) for exp, params in plugin.importances.items()}}',
+     '"importances": {}}', "tests/test_continual.py::test_a_run_killed_after_an_experience_resumes_at_the_next"),
+    ("LwF's previous model left out of a continual checkpoint", "hemcli/continual/plugin_state.py",
+     '"prev_model": None if lwf.prev_model is None else module_state(lwf.prev_model)}', '"prev_model": None}',
+     "tests/test_continual.py::test_a_run_killed_after_an_experience_resumes_at_the_next"),
+    ("LFL's previous model not restored", "hemcli/continual/plugin_state.py",
+     '    plugin.prev_model = _module_like(state["prev_model"], strategy.model)', "    pass",
+     "tests/test_continual.py::test_a_run_killed_after_an_experience_resumes_at_the_next"),
+    ("SI's state not restored", "hemcli/continual/plugin_state.py",
+     '    plugin.ewc_data = tuple(_params(part, cpu) for part in state["ewc_data"])\n'
+     '    plugin.syn_data = {key: _params(part, cpu) for key, part in state["syn_data"].items()}', "    pass",
+     "tests/test_continual.py::test_a_restored_strategy_holds_what_the_saved_one_held"),
+    ("a resumed continual run resets the optimiser's state", "hemcli/continual/checkpoint.py",
+     "    strategy.optimized_param_id = dict(model.named_parameters())\n", "",
+     "tests/test_continual.py::test_a_run_killed_after_an_experience_resumes_at_the_next"),
+    ("a resumed continual run draws other random numbers", "hemcli/continual/checkpoint.py",
+     '    _set_rng_state(state["rng"], torch.device(strategy.device))', "    pass",
+     "tests/test_continual.py::test_a_run_killed_after_an_experience_resumes_at_the_next"),
+    ("frozen parameters thawed on resume", "hemcli/continual/checkpoint.py",
+     '    plugin_state.set_frozen(model, state["frozen"])\n', "",
+     "tests/test_continual.py::test_a_restored_strategy_holds_what_the_saved_one_held"),
+    ("the class counts start again on resume", "hemcli/continual/checkpoint.py",
+     '    counted.seen = state["class_counts"].to(torch.int64).clone()\n', "",
+     "tests/test_continual.py::test_a_run_killed_after_an_experience_resumes_at_the_next"),
+    ("Avalanche's prints on stdout", "hemcli/tasks/continual.py",
+     "    with contextlib.redirect_stdout(sys.stderr):  # stdout is for the result path (| xargs hem report)\n"
+     "        return _run(", "    if True:\n        return _run(",
+     "tests/test_continual.py::test_avalanche_logs_go_to_stderr"),
+    # issue 25: hostile input and operating-system faults
+    ("no node budget for YAML aliases", "hemcli/values.py", "        expanded_size(node)\n", "        pass\n",
+     "tests/test_values.py"),
+    ("checkpoints loaded with weights_only=False", "hemcli/fileio.py",
+     "torch.load(handle, map_location=\"cpu\", weights_only=True)",
+     "torch.load(handle, map_location=\"cpu\", weights_only=False)",
+     "tests/test_bad_input.py::test_hostile_input_is_refused_at_once tests/test_continual_checkpoint.py"),
+    ("an empty selection of evaluations accepted", "hemcli/recipes.py",
+     '    if field.kind == "list[str]" and choices is not None and not value:', "    if False:",
+     "tests/test_bad_input.py::test_hostile_input_is_refused_at_once"),
+    ("a FIFO among results is read", "hemcli/report/files.py",
+     '        elif entry.name.endswith(".json") and not is_regular(path):', "        elif False:",
+     "tests/test_faults.py::test_a_fifo_among_results_is_skipped_by_report_and_refused_by_evaluate"),
+    ("ENOSPC inside torch.save becomes an internal error", "hemcli/runs/files.py",
+     "            raise write_failure(recorder.error, what, path) from None", "            raise",
+     "tests/test_faults.py::test_a_refused_checkpoint_write_is_one_line_and_leaves_nothing"),
+    ("a closed stdout lends its descriptor to the next file", "hemcli/cli.py",
+     "    _guard_streams()\n    sys.exit(main())", "    sys.exit(main())",
+     "tests/test_faults.py::test_a_closed_stdout_is_held_by_dev_null_so_no_file_takes_its_descriptor"),
+    ("SIGTERM kills without unwinding", "hemcli/cli.py",
+     "    previous = signal.signal(signal.SIGTERM, terminated)", "    previous = signal.getsignal(signal.SIGTERM)",
+     "tests/test_faults.py::test_sigterm_ends_a_run_like_ctrl_c"),
+    ("a library's print reaches stdout", "hemcli/cli.py",
+     "        with contextlib.redirect_stdout(sys.stderr):\n            yield",
+     "        if True:\n            yield", "tests/test_faults.py::test_what_a_library_prints_during_a_run_goes_to_stderr"),
+    ("hem evaluate opens the unknown sets only while measuring", "hemcli/tasks/evaluate.py",
+     '        preflight(item.cfg, data)  # item.cfg["eval"]: what this command measures', "        pass",
+     "tests/test_bad_data.py::test_hem_evaluate_opens_the_unknown_sets_before_measuring_any_result"),
+    ("a run another sweep holds counts as failed", "hemcli/runs/execute.py",
+     '        outcome.update(status="taken", error=" ".join(str(err).split()))',
+     '        outcome.update(status="failed", error=" ".join(str(err).split()))',
+     "tests/test_faults.py::test_a_run_another_sweep_holds_is_waited_for"),
+    ("SI's snapshots left as views of the live weights (Avalanche 0.6 on the CPU)", "hemcli/continual/strategies.py",
+     "    copy_si_snapshots()\n    return SynapticIntelligence", "    return SynapticIntelligence",
+     "tests/test_continual.py::test_synaptic_intelligence_penalises_on_the_cpu"),
+    # issue 25: data validation
+    ("a label outside the classes accepted", "hemcli/data/checks.py", "    if bad.size:", "    if False:",
+     "tests/test_bad_data.py"),
+    ("the evaluation preflight skipped", "hemcli/tasks/classify.py", "    preflight(cfg, data)  #", "    pass  #",
+     "tests/test_bad_data.py"),
+    ("IDX data longer than its header accepted", "hemcli/data/idx.py", "    if body.size > expected:",
+     "    if False:", "tests/test_bad_data.py"),
+    ("SVHN's y read unchecked", "hemcli/data/arrays.py",
+     "digits = check_labels(digits, num_classes, path, low=1) % num_classes",
+     "digits = digits.astype(np.int64) % num_classes", "tests/test_bad_data.py"),
+    ("ImageNet-LT's two lists label each on their own", "hemcli/data/__init__.py",
+     'imagenet_lt(base, "test", classes=classes)', 'imagenet_lt(base, "test")', "tests/test_bad_data.py"),
+    ("MNIST-C files checked only when a set is read", "hemcli/data/corruptions/released.py",
+     "    for name in names:\n        _mnist_c_arrays(folder / name, size)\n", "", "tests/test_bad_data.py"),
+    ("the unknown sets read before training are read again", "hemcli/evaluate/suite.py",
+     'found = getattr(data, "real_unknown", None)', "found = None", "tests/test_bad_data.py"),
     # issue 16: continual learning
     ("forgetting from the diagonal, not the best earlier accuracy", "hemcli/metrics/continual.py",
      "max(matrix[i][j] for i in range(j, steps - 1))", "matrix[j][j]", "tests/test_continual_metrics.py"),
@@ -173,7 +264,7 @@ MUTANTS = [
     ("corruption cache shared across evaluation seeds", "hemcli/data/corruptions/cache.py",
      'return f"v{VERSION}-seed{seed}-n', 'return f"v{VERSION}-seed0-n', "tests/test_corruptions.py"),
     ("hem evaluate measures before the weights of every file are checked", "hemcli/cli.py",
-     "    again.check_all(items, cache)\n", "", "tests/test_evaluate_cli.py::test_one_bad_file_in_a_folder_changes_none_of_the_good_ones"),
+     "        again.check_all(items, cache)\n", "", "tests/test_evaluate_cli.py::test_one_bad_file_in_a_folder_changes_none_of_the_good_ones"),
 ]
 
 
@@ -187,8 +278,12 @@ def run_mutant(name, file, old, new, tests) -> str:
             return "STALE (source text not found once)"
         source.write_text(text.replace(old, new))
         env = {**os.environ, "PYTHONPATH": str(copy)}
-        done = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests.split()],
-                              cwd=copy, env=env, capture_output=True, text=True)
+        try:
+            done = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+                                   *tests.split()], cwd=copy, env=env, capture_output=True, text=True,
+                                  timeout=MUTANT_TIMEOUT)
+        except subprocess.TimeoutExpired:  # a mutant that hangs the suite does not pass it
+            return f"caught (its tests did not end within {MUTANT_TIMEOUT} s)"
         if done.returncode == 0:
             return "SURVIVED (tests stayed green)"
         failed = [line.split(" - ")[0] for line in done.stdout.splitlines() if line.startswith("FAILED")]

@@ -2,18 +2,25 @@
 
 Only typer is imported at start-up; torch and every task import inside the command that needs
 them, so ``hem --help`` stays fast. Bad input ends with one line on stderr and exit code 2.
+
+Stdout carries only what a command is for (result paths, a table), so ``hem`` composes in pipes:
+while a command works, whatever a library prints goes to stderr (``_results_only``), and ``_emit``
+writes to the real stdout. SIGTERM (how Slurm preempts) unwinds like Ctrl-C, exit 143.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from hemcli.errors import HemError, Interrupted, RunFailed
+from hemcli.errors import HemError, Interrupted, RunFailed, Terminated
 
 app = typer.Typer(
     name="hem",
@@ -64,12 +71,23 @@ def _flag_values(**flags) -> dict:
 
 def _train_task(task: str, recipe, flags: dict, sets, out, overwrite, resume, quiet, deterministic) -> None:
     """Shared by every training command: plan (every check), train, write atomically, print the path."""
+    with _results_only():
+        path = _plan_and_train(task, recipe, flags, sets, out, overwrite, resume, quiet, deterministic)
+    if path is not None:
+        _emit(str(path))
+
+
+def _plan_and_train(task: str, recipe, flags: dict, sets, out, overwrite, resume, quiet, deterministic):
+    """The run's result path once it is written (None on a data-parallel rank other than 0)."""
+    from hemcli.recipes import read_text_inputs
+
+    if deterministic:
+        sets = [*sets, "deterministic=true"]
+    read_text_inputs(recipe, sets)  # hostile YAML refused before torch is imported (~0.6 GB, seconds)
     from hemcli.runs import execute
     from hemcli.runs.paths import checkpoint_path
     from hemcli.runs.spec import plan_run
 
-    if deterministic:
-        sets = [*sets, "deterministic=true"]
     spec = plan_run(task, recipe, flags, sets, out)
     if recipe is None and not quiet:
         from hemcli.runs.spec import paper_recipe
@@ -82,17 +100,18 @@ def _train_task(task: str, recipe, flags: dict, sets, out, overwrite, resume, qu
         warn(f"{recipe} has a grid: block; hem {task} runs one run of it (hem sweep {task} runs the grid)")
     try:
         result = execute.train(spec, overwrite=overwrite, resume=resume, quiet=quiet)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         checkpoint = checkpoint_path(spec.path)
         kept = (f"continue with --resume (checkpoint {checkpoint})" if checkpoint.is_file()
                 else "no checkpoint was written yet")
-        raise Interrupted(f"interrupted; {kept}") from None
+        terminated = isinstance(stop, Terminated)
+        raise Interrupted(f"{'terminated' if terminated else 'interrupted'}; {kept}", terminated) from None
     if result is None:  # a rank other than 0 of a data-parallel run: rank 0 reports
-        return
+        return None
     if not quiet:
         shown = ", ".join(f"{k} {result['metrics'][k]:.2f}" for k in _headline(result))
         print(f"{shown}  ->  {spec.path}", file=sys.stderr)
-    _emit(str(spec.path))
+    return spec.path
 
 
 def _has_grid(recipe) -> bool:
@@ -230,6 +249,21 @@ def sweep(
     deterministic: bool = typer.Option(False, "--deterministic", help="Deterministic kernels."),
 ):
     """Run a grid of one task: every list flag and --set takes A,B,C; finished runs are skipped."""
+    with _results_only():
+        text = _sweep(task, recipe, dataset, arch, loss, epochs, seed, lr, batch_size, device, data_root, set_, out,
+                      backend, jobs, address, cpus_per_run, gpus_per_run, slurm_partition, slurm_time,
+                      slurm_array_parallelism, slurm_cluster, eval_, dry_run, quiet, deterministic)
+    if text:
+        _emit(text)
+
+
+def _sweep(task, recipe, dataset, arch, loss, epochs, seed, lr, batch_size, device, data_root, set_, out, backend,
+           jobs, address, cpus_per_run, gpus_per_run, slurm_partition, slurm_time, slurm_array_parallelism,
+           slurm_cluster, eval_, dry_run, quiet, deterministic) -> str | None:
+    """The sweep itself; returns what goes to stdout (the dry run's command lines, or the report)."""
+    from hemcli.recipes import read_text_inputs
+
+    read_text_inputs(recipe, set_)  # hostile YAML refused before any process imports torch
     from hemcli.sweep.backends import SLURM_CLUSTERS, BackendOptions, make_backend
     from hemcli.sweep.backends.local import start_workers_early
 
@@ -249,22 +283,27 @@ def sweep(
     runner = make_backend(backend, options, out)
     sweeps.validate(specs, out, load_data=backend == "local" and not dry_run)
     if dry_run:
-        _emit("\n".join(spec.shell_command() for spec in specs))
-        return
+        return "\n".join(spec.shell_command() for spec in specs)
     try:
         outcomes = sweeps.run(specs, runner, quiet)
-    except KeyboardInterrupt:
-        raise Interrupted("interrupted; run the same command again to go on: finished runs are kept, "
-                          "interrupted ones resume from their checkpoints") from None
+    except KeyboardInterrupt as stop:
+        terminated = isinstance(stop, Terminated)
+        raise Interrupted(f"{'terminated' if terminated else 'interrupted'}; run the same command again to go "
+                          "on: finished runs are kept, interrupted ones resume from their checkpoints",
+                          terminated) from None
     for line in sweeps.failure_summary(outcomes):
         print(line, file=sys.stderr)
     finished = [spec.path for spec in specs if spec.path.is_file()]
+    failed = sum(outcome["status"] == "failed" for _, outcome in outcomes)
+    table = None
     if finished:
         from hemcli.report import report as make_report
-        _emit(make_report(finished, warn=lambda line: print(line, file=sys.stderr)))
-    failed = sum(outcome["status"] == "failed" for _, outcome in outcomes)
+        table = make_report(finished, warn=lambda line: print(line, file=sys.stderr))
     if failed:
+        if table:
+            _emit(table)
         raise RunFailed(f"{failed} of {len(specs)} runs failed (listed above)")
+    return table
 
 
 PathsArg = typer.Argument(..., help="Result files, or folders searched for them (a whole sweep).")
@@ -327,19 +366,22 @@ def _measure_again(paths, flags: dict, sets, quiet: bool) -> None:
             raise HemError(f"--set {key}: only eval and evaluation.* keys can change for a finished run")
         overrides[key] = value
     names = overrides["eval"]
-    items = again.plan(paths, overrides)
-    cache = again.DataCache()
-    again.check_all(items, cache)
-    for item in items:
-        try:
-            result = again.measure(item, names, cache, quiet)
-        except KeyboardInterrupt:
-            raise Interrupted(f"interrupted; {item.path} is unchanged (run the same command again: an attack "
-                              "goes on from its last finished batch)") from None
-        if not quiet:
-            shown = ", ".join(f"{k} {result['metrics'][k]:.2f}" for k in _headline(result))
-            print(f"{shown}  ->  {item.path}", file=sys.stderr)
-        _emit(str(item.path))
+    with _results_only():
+        items = again.plan(paths, overrides)
+        cache = again.DataCache()
+        again.check_all(items, cache)
+        for item in items:
+            try:
+                result = again.measure(item, names, cache, quiet)
+            except KeyboardInterrupt as stop:
+                terminated = isinstance(stop, Terminated)
+                raise Interrupted(f"{'terminated' if terminated else 'interrupted'}; {item.path} is unchanged (run "
+                                  "the same command again: an attack goes on from its last finished batch)",
+                                  terminated) from None
+            if not quiet:
+                shown = ", ".join(f"{k} {result['metrics'][k]:.2f}" for k in _headline(result))
+                print(f"{shown}  ->  {item.path}", file=sys.stderr)
+            _emit(str(item.path))  # each path as soon as it is measured: a pipe can start on it
 
 
 def _headline(result: dict) -> list[str]:
@@ -360,8 +402,10 @@ def report(
     """Results as a table by condition: mean ± std over seeds, n, difference to the matching CE condition."""
     from hemcli.report import report as make_report
 
-    _emit(make_report(paths, fmt=format, metrics=metrics, warn=lambda line: print(line, file=sys.stderr),
-                      plot=plot))
+    with _results_only():
+        text = make_report(paths, fmt=format, metrics=metrics, warn=lambda line: print(line, file=sys.stderr),
+                           plot=plot)
+    _emit(text)
 
 
 @app.command()
@@ -425,28 +469,91 @@ def _click_classes(name: str) -> tuple[type, ...]:
 
 
 class _StdoutClosed(Exception):
-    """The reader of our stdout went away (``hem report ... | head``)."""
+    """The reader of our stdout went away (``hem report ... | head``), or there was none (``>&-``)."""
+
+
+# The real stdout while ``_results_only`` sends everything else printed to stderr; None outside
+_results_stream = None
+# hem was started with its stdout closed (``hem classify >&-``): fd 1 holds /dev/null (see _guard_streams)
+_stdout_was_closed = False
+
+
+@contextlib.contextmanager
+def _results_only():
+    """While a command works, ``print`` (a library's, e.g. Avalanche's "Mapping cpu to cpu") goes to
+    stderr; ``_emit`` still writes to the real stdout. Worker processes do the same at their start
+    (``sweep.backends.local``)."""
+    global _results_stream
+    if _results_stream is not None:  # nested: already redirected
+        yield
+        return
+    _results_stream = sys.stdout
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        _results_stream = None
 
 
 def _emit(text: str) -> None:
     """Machine-readable output to stdout; a full disk or a closed pipe is handled, not a traceback."""
+    stream = _results_stream or sys.stdout
+    if stream is None or _stdout_was_closed:
+        raise _StdoutClosed
     try:
-        sys.stdout.write(text + "\n")
-        sys.stdout.flush()
+        stream.write(text + "\n")
+        stream.flush()
     except OSError as err:
-        _discard_stdout()
+        _discard_stdout(stream)
         if isinstance(err, BrokenPipeError):
             raise _StdoutClosed from None
         raise HemError(f"cannot write the output: {err.strerror or err}") from None
 
 
-def _discard_stdout() -> None:
+def _discard_stdout(stream) -> None:
     """Point stdout at /dev/null, so that Python's flush at exit does not fail a second time."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        os.dup2(devnull, stream.fileno())
     except (OSError, ValueError, AttributeError):  # no real file descriptor (a test's capture)
         pass
+
+
+def _guard_streams() -> None:
+    """A closed stdin, stdout or stderr (``>&-``) gets /dev/null at its descriptor. Otherwise the next
+    file hem opens (a checkpoint) would get descriptor 1 or 2, and whatever is printed would be
+    written into it. A closed stdout is remembered: results are written, then exit 141 (as SIGPIPE)."""
+    global _stdout_was_closed
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            opened = os.open(os.devnull, os.O_RDWR)
+            if opened != fd:  # the lowest free descriptor is taken: fd itself, as the lower ones are open
+                os.dup2(opened, fd)
+                os.close(opened)
+            if fd == 1:
+                _stdout_was_closed = True
+            if fd == 2:
+                sys.stderr = open(fd, "w", closefd=False)  # print(file=None) would otherwise write to stdout
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds():
+    """SIGTERM raises ``Terminated`` (a KeyboardInterrupt) in the main thread for the command's
+    duration, so it ends a run as Ctrl-C does: lock released, checkpoint kept, the resume hint."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminated(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _one_line(text: object) -> str:
@@ -461,15 +568,17 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = sys.argv[1:] if argv is None else list(argv)
     try:
-        code = app(args=args or ["--help"], prog_name="hem", standalone_mode=False)
+        with _sigterm_unwinds():
+            code = app(args=args or ["--help"], prog_name="hem", standalone_mode=False)
     except HemError as err:
         print(f"{err.prefix}{_one_line(err)}", file=sys.stderr)
         return err.exit_code
     except _click_classes("ClickException") as err:
         print(f"hem: error: {_one_line(err.format_message())}", file=sys.stderr)
         return err.exit_code
-    except (*_click_classes("Abort"), KeyboardInterrupt):
-        code = 130
+    except (*_click_classes("Abort"), KeyboardInterrupt) as err:
+        # click turns a KeyboardInterrupt outside a run into Abort, the cause kept
+        code = 143 if isinstance(err, Terminated) or isinstance(err.__cause__, Terminated) else 130
     except _StdoutClosed:
         return 141  # as if killed by SIGPIPE, what a C tool in the same pipe would report
     except Exception as err:  # the safety net: a bug must still end in one line
@@ -478,12 +587,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hem: internal error: {type(err).__name__}: {_one_line(err)} "
               "(HEM_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1
-    if code == 130:  # typer turns Ctrl-C outside a run into Exit(130), silently
-        print("hem: interrupted", file=sys.stderr)
+    if code in (130, 143):  # typer turns Ctrl-C outside a run into Exit(130), silently
+        print(f"hem: {'interrupted' if code == 130 else 'terminated'}", file=sys.stderr)
     return code if isinstance(code, int) else 0
 
 
 def entry() -> None:
+    _guard_streams()
     sys.exit(main())
 
 

@@ -2,7 +2,7 @@
 
 ``HemError``: bad input from the user (exit 2). Its subclasses end a run that was under way:
 ``RunFailed`` (the training itself failed, e.g. the loss became NaN; exit 1) and ``Interrupted``
-(Ctrl-C; exit 130). Anything else reaching the command line is a bug: ``hem: internal error``.
+(Ctrl-C, exit 130; SIGTERM, as Slurm preempts a job, exit 143). Anything else reaching the command line is a bug: ``hem: internal error``.
 """
 
 
@@ -23,10 +23,20 @@ class RunFailed(HemError):
 
 
 class Interrupted(HemError):
-    """Ctrl-C during a run; the message says whether it can be resumed."""
+    """Ctrl-C or SIGTERM during a run; the message says whether it can be resumed."""
 
     exit_code = 130
     prefix = "hem: "
+
+    def __init__(self, message: str, terminated: bool = False):
+        super().__init__(message)
+        if terminated:  # 128 + SIGTERM, as a shell reports a process the signal ended
+            self.exit_code = 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is (``hemcli.cli`` installs the handler): it unwinds like
+    Ctrl-C, so locks are released, temporary files removed and the checkpoint kept."""
 
 
 def shown(value: object, spell=repr) -> str:

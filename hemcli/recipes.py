@@ -80,6 +80,9 @@ def check_value(key: str, field: Field, value: object) -> object:
     else:
         value = _bounded(key, field, field.kind, value)
     choices = field.valid_choices()
+    if field.kind == "list[str]" and choices is not None and not value:
+        # a selection of names (evaluations, scores, threat models): none selected would measure nothing
+        raise HemError(f"recipe key {key!r} must name at least one of {', '.join(choices)}, got []")
     names = value if field.kind.startswith("list[") else [] if value is None else [value]
     for name in names if choices is not None else []:
         if name not in choices:
@@ -220,6 +223,15 @@ def resolve(schema: Mapping[str, Field], task: str, recipe_path: str | Path | No
         if key not in told:  # the command line wins over the recipe, by_loss included
             flat[key] = value
     return unflatten({key: check_value(key, schema[key], value) for key, value in flat.items()})
+
+
+def read_text_inputs(recipe_path: str | Path | None, sets: Iterable[str]) -> None:
+    """Read the recipe file and every ``--set`` as YAML, without a schema: what cannot be read (an
+    alias bomb, a FIFO, malformed YAML) is refused before a task imports its libraries."""
+    if recipe_path is not None:
+        _read_mapping(recipe_path)
+    for assignment in sets:
+        parse_set(assignment)
 
 
 def get(cfg: Mapping, dotted: str):

@@ -205,8 +205,10 @@ class Checkpointer:
         """The checkpoint's state, None when there is no file; a HemError for anything else."""
         if not self.path.exists():
             return None
+        from hemcli.fileio import load_weights_only
+
         try:
-            state = torch.load(self.path, map_location="cpu", weights_only=True)
+            state = load_weights_only(self.path)  # a planted pickle builds nothing
         except OSError as err:
             raise self._unreadable(err.strerror or str(err)) from None
         except Exception:  # empty, truncated, another format, or a pickle that is not weights-only

@@ -82,15 +82,66 @@ HemLoader.add_constructor("tag:yaml.org,2002:float", HemLoader.construct_core_fl
 HemLoader.add_constructor("tag:yaml.org,2002:bool", HemLoader.construct_core_bool)
 
 
+# The most nodes a document may hold once its aliases are expanded. A recipe has a few hundred; an
+# alias bomb ("billion laughs": nine lists of nine aliases of the one before) composes in a few
+# hundred bytes to a graph of a hundred nodes that expands to 9 ** 9 of them. Everything after
+# loading (the schema's checks, deep copies, JSON) walks the expanded tree, so the budget is
+# counted on the composed graph before anything is constructed: no time or memory is spent on it.
+MAX_YAML_NODES = 100_000
+
+
+class TooLarge(yaml.YAMLError):
+    """A document whose aliases expand beyond ``MAX_YAML_NODES`` nodes, or refer to themselves."""
+
+
+def expanded_size(root) -> int:
+    """Nodes of the composed graph ``root`` with every alias expanded, counted without expanding:
+    each distinct node's size once (memoised), so an alias bomb costs its own few hundred steps.
+    Raises ``TooLarge`` past the budget or on an alias inside itself (``&a [*a]``)."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if key in sizes:
+            continue
+        children = ([part for pair in node.value for part in pair] if isinstance(node, yaml.MappingNode)
+                    else node.value if isinstance(node, yaml.SequenceNode) else [])
+        if children_done:
+            open_nodes.discard(key)
+            sizes[key] = 1 + sum(sizes[id(child)] for child in children)
+            if sizes[key] > MAX_YAML_NODES:
+                raise TooLarge(f"its aliases expand to more than {MAX_YAML_NODES} values")
+            continue
+        if key in open_nodes:
+            raise TooLarge("an alias refers to the mapping or list it is in")
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in children if id(child) not in sizes)
+    return sizes[id(root)]
+
+
 def load_yaml(text: str):
-    """``text`` read as YAML by ``HemLoader``; raises yaml.YAMLError or RecursionError."""
-    return yaml.load(text, Loader=HemLoader)  # noqa: S506 -- HemLoader is a SafeLoader
+    """``text`` read as YAML by ``HemLoader``; raises yaml.YAMLError (``TooLarge`` for a document
+    beyond the node budget) or RecursionError."""
+    loader = HemLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        expanded_size(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 def read_value(text: str):
     """A flag or ``--set`` value: ``"1e-3"`` -> 0.001, ``"[1, 2]"`` -> [1, 2]; HemError if unreadable."""
     try:
         return load_yaml(text)
+    except TooLarge as err:
+        raise HemError(f"cannot read value {shown(text)}: {err}") from None
     except (yaml.YAMLError, RecursionError):
         raise HemError(f"cannot read value {shown(text)}") from None
 
@@ -99,9 +150,10 @@ def read_yaml_file(path: Path, what: str = "recipe"):
     """A YAML file's content; every way it can be unreadable is one HemError naming the file."""
     if not path.is_file():
         raise HemError(f"{what} file not found: {path}" if not path.exists() else f"{what} {path} is not a file")
+    from hemcli.fileio import read_regular
+
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_RECIPE_BYTES + 1)
+        raw = read_regular(path, MAX_RECIPE_BYTES)
     except OSError as err:
         raise HemError(f"cannot read {what} {path}: {err.strerror or err}") from None
     if len(raw) > MAX_RECIPE_BYTES:
@@ -112,6 +164,8 @@ def read_yaml_file(path: Path, what: str = "recipe"):
         raise HemError(f"{what} {path} is not UTF-8 text") from None
     except RecursionError:
         raise HemError(f"{what} {path} is nested too deeply to be a {what}") from None
+    except TooLarge as err:
+        raise HemError(f"{what} {path} is too large to be a {what}: {err}") from None
     except yaml.YAMLError as err:
         where = getattr(err, "problem_mark", None)
         line = f" at line {where.line + 1}" if where else ""

@@ -111,3 +111,55 @@ def imagenet_lt_lists(root, wnids=("n01440764", "n01443537"), per_class=2):
     test = [f"val/{wnid}/{wnid}_{j}.JPEG {k}" for k, wnid in enumerate(wnids) for j in range(per_class)]
     (root / "ImageNet_LT_train.txt").write_text("\n".join(train) + "\n")
     (root / "ImageNet_LT_test.txt").write_text("\n".join(test) + "\n")
+
+
+# ---- broken files, for the bad-data cases (tests/test_bad_data.py) ----------------------------------
+
+def idx_raw(root, folder="FashionMNIST", n=(20, 10), label_at=None, header_count=None, labels_short=None,
+            size=(28, 28)):
+    """``mnist_like`` files with one thing broken: ``label_at`` = (split, index, label) writes that
+    label; ``header_count`` = (split, count) writes that count in the images file's header (the data
+    left as it is); ``labels_short`` = split writes one label fewer than images (a consistent file);
+    ``size`` the images' rows and columns. Files are gzip-compressed, as torchvision keeps them."""
+    raw = root / folder / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for split, count in zip(("train", "test"), n):
+        prefix = "train" if split == "train" else "t10k"
+        labels = np.arange(count) % 10
+        if label_at and label_at[0] == split:
+            labels[label_at[1]] = label_at[2]
+        if labels_short == split:
+            labels = labels[:-1]
+        claimed = header_count[1] if header_count and header_count[0] == split else count
+        with gzip.open(raw / f"{prefix}-images-idx3-ubyte.gz", "wb") as handle:
+            header = np.array([2051, claimed, *size], ">i4").tobytes()
+            handle.write(header + pattern(count, *size, seed=count).tobytes())
+        with gzip.open(raw / f"{prefix}-labels-idx1-ubyte.gz", "wb") as handle:
+            handle.write(np.array([2049, len(labels)], ">i4").tobytes() + labels.astype(np.uint8).tobytes())
+    return raw
+
+
+def kmnist_npz(root, n=(20, 10), labels=None, images=None):
+    """The KMNIST authors' npz files (key arr_0) for both splits; ``labels`` / ``images`` replace the
+    training split's arrays."""
+    folder = root / "KMNIST"
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, count in zip(("train", "test"), n):
+        x, y = pattern(count, 28, 28, seed=count), np.arange(count, dtype=np.int64) % 10
+        if split == "train":
+            x = x if images is None else images
+            y = y if labels is None else labels
+        np.savez_compressed(folder / f"kmnist-{split}-imgs.npz", arr_0=x)
+        np.savez_compressed(folder / f"kmnist-{split}-labels.npz", arr_0=y)
+
+
+def svhn_with(root, n=(8, 4), y=None, x_shape=None):
+    """``svhn`` files whose training ``y`` (stored as SVHN does, 1..10 for the digits) or test images'
+    (H, W, C) ``x_shape`` are given."""
+    from scipy.io import savemat
+
+    for split, count in zip(("train", "test"), n):
+        digits = np.arange(count) % 10 + 1 if y is None or split == "test" else np.asarray(y)
+        shape = x_shape if x_shape and split == "test" else (32, 32, 3)
+        savemat(root / f"{split}_32x32.mat", {"X": pattern(*shape, count, seed=count),
+                                               "y": digits.reshape(-1, 1).astype(np.uint8)})

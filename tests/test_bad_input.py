@@ -308,3 +308,130 @@ def test_continual_bad_input(tmp_path, monkeypatch, capsys, argv, message, setup
 def test_report_bad_input(tmp_path, monkeypatch, capsys, argv, message, setup):
     check_case(tmp_path, monkeypatch, capsys, argv, message, setup)
 
+
+
+# ---------------------------------------------------------------- issue 25: hostile input
+
+def alias_bomb(levels: int = 9, flow: bool = False) -> str:
+    """'Billion laughs': each level a list of nine aliases of the one before, 9 ** levels strings
+    once expanded, in a few hundred bytes. ``flow``: one line (a --set value)."""
+    items = [f"l0: &l0 [{', '.join(['lol'] * 9)}]"]
+    items += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return "{" + ", ".join(items) + "}" if flow else "\n".join(items) + "\n"
+
+
+def indented(text: str, spaces: int) -> str:
+    return "".join(" " * spaces + line + "\n" for line in text.splitlines())
+
+
+class PlantedPickle:
+    """Unpickling it would create the file ``marker`` (what a crafted checkpoint could do)."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def planted(path: Path, zipped: bool):
+    """A checkpoint at ``path`` whose unpickling would create ``MARKER`` beside the working folder's
+    files: a bare pickle, or torch.save's zip format holding one. The snapshot would show the marker."""
+    def write(root: Path) -> None:
+        import pickle
+
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"format": "hem-checkpoint/1", "model": PlantedPickle(root / "MARKER")}
+        if zipped:
+            torch.save(payload, target)
+        else:
+            target.write_bytes(pickle.dumps(payload))
+    return write
+
+
+def fifo(path: Path):
+    def write(root: Path) -> None:
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        os.mkfifo(root / path)
+    return write
+
+
+BOMB_MESSAGE = "aliases expand to more than 100000 values"
+HOSTILE_CASES = [
+    ("alias bomb under loss.params in a recipe", ["-r", "r.yaml"], f"recipe r.yaml is too large to be a recipe: its "
+     f"{BOMB_MESSAGE}", recipe("loss:\n  name: hem\n  params:\n" + indented(alias_bomb(), 4))),
+    ("alias bomb under another key in a recipe", ["-r", "r.yaml"], BOMB_MESSAGE,
+     recipe(alias_bomb() + "seed: *l8\n")),
+    ("alias bomb one level less", ["-r", "r.yaml"], BOMB_MESSAGE,
+     recipe("loss:\n  params:\n" + indented(alias_bomb(8), 4))),
+    ("alias bomb through a merge key", ["-r", "r.yaml"], BOMB_MESSAGE,
+     recipe(alias_bomb().replace("l8: &l8 [", "l8: &l8 {x: [").replace("*l7]\n", "*l7]}\n") + "optim:\n  <<: *l8\n")),
+    ("alias bomb through --set loss.params", ["--set", f"loss.params={alias_bomb(flow=True)}"],
+     f"--set loss.params: cannot read value", None),
+    ("alias bomb through --set of a number", ["--set", f"optim.lr={alias_bomb(flow=True)}"], BOMB_MESSAGE, None),
+    ("alias bomb through a flag", ["--lr", alias_bomb(flow=True)], "recipe key 'optim.lr' must be a number", None),
+    ("an alias inside itself", ["-r", "r.yaml"], "an alias refers to the mapping or list it is in",
+     recipe("loss:\n  params: &p {M: [*p]}\n")),
+    ("an alias inside itself through --set", ["--set", "loss.params=&p {M: [*p]}"],
+     "an alias refers to the mapping or list it is in", None),
+    ("--set eval=[]", ["--set", "eval=[]"], "recipe key 'eval' must name at least one of clean, shots, corrupt, ood, "
+     "attack, calibration, got []", None),
+    ("--eval []", ["--eval", "[]"], "recipe key 'eval' must name at least one of", None),
+    ("--set evaluation.scores=[]", ["--eval", "ood", "--set", "evaluation.scores=[]"],
+     "recipe key 'evaluation.scores' must name at least one of msp, mls, energy, gen, got []", None),
+    ("--scores []", ["--scores", "[]"], "recipe key 'evaluation.scores' must name at least one of", None),
+    ("--set evaluation.attack_norms=[]", ["--eval", "attack", "--set", "evaluation.attack_norms=[]"],
+     "recipe key 'evaluation.attack_norms' must name at least one of linf, l2, got []", None),
+    ("recipe is a FIFO", ["-r", "pipe.yaml"], "recipe pipe.yaml is not a file", fifo(Path("pipe.yaml"))),
+    ("checkpoint is a FIFO", ["--resume"], f"the checkpoint path {CHECKPOINT} exists and is not a file",
+     fifo(CHECKPOINT)),
+    ("planted pickle as the checkpoint", ["--resume"], f"cannot read checkpoint {CHECKPOINT}: not a hem checkpoint",
+     planted(CHECKPOINT, zipped=False)),
+    ("planted pickle in torch's zip format", ["--resume"], f"cannot read checkpoint {CHECKPOINT}: not a hem "
+     "checkpoint", planted(CHECKPOINT, zipped=True)),
+]
+
+
+@pytest.mark.parametrize("argv, message, setup", [pytest.param(*case[1:], id=case[0]) for case in HOSTILE_CASES])
+def test_hostile_input_is_refused_at_once(tmp_path, monkeypatch, capsys, argv, message, setup):
+    import time
+
+    began = time.perf_counter()
+    check_case(tmp_path, monkeypatch, capsys, ["classify", "--quiet", "--epochs", "1", *argv], message, setup)
+    assert time.perf_counter() - began < 5  # an expanded bomb took minutes; the budget answers at once
+    assert not (tmp_path / "MARKER").exists()
+
+
+def _planted_for(task: str):
+    from hemcli.runs.paths import checkpoint_path
+    from hemcli.runs.spec import plan_run
+
+    return checkpoint_path(plan_run(task, None, {"epochs": 1}, [], "results").path)
+
+
+OTHER_TASK_CASES = [
+    ("longtail: planted pickle", "longtail", ["--resume"], "not a hem checkpoint", "planted"),
+    ("segment: planted pickle", "segment", ["--resume"], "not a hem checkpoint", "planted"),
+    ("longtail: alias bomb in --set", "longtail", ["--set", f"loss.params={alias_bomb(flow=True)}"], BOMB_MESSAGE,
+     None),
+    ("continual: alias bomb under strategy.params", "continual",
+     ["--set", f"strategy.params={alias_bomb(flow=True)}"], BOMB_MESSAGE, None),
+    ("continual: alias bomb in a recipe", "continual", ["-r", "r.yaml"], BOMB_MESSAGE,
+     "strategy:\n  name: ewc\n  params:\n" + indented(alias_bomb(), 4)),
+    ("segment: alias bomb in a recipe", "segment", ["-r", "r.yaml"], BOMB_MESSAGE, alias_bomb() + "seed: *l8\n"),
+]
+
+
+@pytest.mark.parametrize("task, argv, message, setup", [pytest.param(*case[1:], id=case[0])
+                                                        for case in OTHER_TASK_CASES])
+def test_hostile_input_to_other_tasks(tmp_path, monkeypatch, capsys, task, argv, message, setup):
+    write = (planted(_planted_for(task), zipped=True) if setup == "planted"
+             else recipe(setup) if isinstance(setup, str) else None)
+    check_case(tmp_path, monkeypatch, capsys, [task, "--quiet", "--epochs", "1", *argv], message, write)
+    assert not (tmp_path / "MARKER").exists()
+
+
+def test_sweep_refuses_an_alias_bomb_at_once(tmp_path, monkeypatch, capsys):
+    check_case(tmp_path, monkeypatch, capsys, ["sweep", "classify", "--seed", "0-1", "--dry-run", "-r", "r.yaml"],
+               BOMB_MESSAGE, recipe("grid:\n" + indented(alias_bomb(), 2)))

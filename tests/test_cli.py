@@ -116,5 +116,5 @@ def test_a_full_disk_while_checkpointing_is_one_line(capsys, tmp_path, monkeypat
     code, stdout, stderr = hem(capsys, "classify", "--arch", "mlp", "--epochs", "2", "--quiet", "--out", str(out))
     checkpoint = planned_result(out, {"model.arch": "mlp", "epochs": 2}).with_suffix(".ckpt.pt")
     assert (code, stdout) == (2, "")
-    assert stderr == f"hem: error: cannot write checkpoint {checkpoint}: No space left on device\n"
+    assert stderr == f"hem: error: no space left on device writing checkpoint {checkpoint}\n"
     assert not out.exists()  # the temporary file is gone, and with it the folders the run made

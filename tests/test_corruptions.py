@@ -341,15 +341,15 @@ def tiny_c(root):
 
 def test_tiny_imagenet_c_folders_labelled_by_wnid_and_resized(tmp_path):
     colours = tiny_c(tmp_path)
-    source, sets = corruption_sets("tinyimagenet", torch.zeros(2, 3, 16, 16), torch.arange(2), tmp_path,
+    source, sets = corruption_sets("tin", torch.zeros(2, 3, 16, 16), torch.arange(2), tmp_path,
                                    class_index={"n01": 7, "n02": 3})
     assert source == f"released:{tmp_path / 'Tiny-ImageNet-C'}" and sets.keys == [("fog", 1), ("fog", 3)]
     s = sets[1]
     assert s.images.shape == (4, 3, 16, 16) and s.labels.tolist() == [7, 7, 3, 3]
     assert torch.allclose(s.images[0, :, 5, 5] * 255, torch.tensor(colours["n01"]).float(), atol=3)
     with pytest.raises(HemError, match="needs the training set's wnid -> label map"):
-        corruption_sets("tinyimagenet", torch.zeros(2, 3, 16, 16), torch.arange(2), tmp_path)
-    _, sets = corruption_sets("tinyimagenet", torch.zeros(2, 3, 16, 16), torch.arange(2), tmp_path,
+        corruption_sets("tin", torch.zeros(2, 3, 16, 16), torch.arange(2), tmp_path)
+    _, sets = corruption_sets("tin", torch.zeros(2, 3, 16, 16), torch.arange(2), tmp_path,
                               class_index={"n01": 0})
     with pytest.raises(HemError, match="class folder 'n02' is not a class of the training set"):
         sets[0]

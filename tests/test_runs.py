@@ -51,7 +51,7 @@ def test_disk_full_keeps_the_old_file_and_removes_the_temporary(tmp_path):
 
     with pytest.raises(HemError) as err:
         write_atomic(path, fill_the_disk, what="checkpoint")
-    assert str(err.value) == f"cannot write checkpoint {path}: No space left on device"
+    assert str(err.value) == f"no space left on device writing checkpoint {path}"
     assert path.read_bytes() == b"old" and names(tmp_path) == ["ckpt.pt"]
 
 

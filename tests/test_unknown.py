@@ -173,7 +173,7 @@ def test_held_out_split_errors(known, message):
 def test_registry():
     assert REAL_UNKNOWN["mnist"] == ("omniglot", "fashion-mnist", "kmnist")
     assert REAL_UNKNOWN["cifar100"] == ("textures", "svhn", "cifar10")
-    assert REAL_UNKNOWN["imagenet"] == REAL_UNKNOWN["tinyimagenet"] == ("textures", "inaturalist", "imagenet-o")
+    assert REAL_UNKNOWN["imagenet"] == REAL_UNKNOWN["tin"] == ("textures", "inaturalist", "imagenet-o")
     assert REAL_UNKNOWN["digits"] == () and REAL_UNKNOWN["digits-heldout"] == (HELD_OUT,)
     named = {name for names in REAL_UNKNOWN.values() for name in names}
     assert named - {HELD_OUT} == set(REAL_SETS)
@@ -409,3 +409,12 @@ def test_shared_real_unknown_sets():
             assert found.source == "omniglot/images_background_small1.zip+images_background_small2.zip"
             assert 0.03 < x.mean() < 0.15  # thin white strokes on black after inversion (measured 0.078)
     assert counts == {"mnist": 10000, "kmnist": 10000, "omniglot": 2720 + 3120}
+
+
+def test_every_dataset_with_unknown_sets_or_a_corruption_release_is_in_the_registry():
+    """The tables are keyed by registry names (TinyImageNet is "tin"): a misspelt key would leave its
+    dataset without real unknown sets or its released corruptions, silently."""
+    from hemcli.data import DATASETS
+    from hemcli.data.corruptions.released import RELEASES
+
+    assert set(REAL_UNKNOWN) <= set(DATASETS) and set(RELEASES) <= set(DATASETS)

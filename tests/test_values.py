@@ -89,3 +89,28 @@ def test_free_form_values_are_walked():
         check_plain("p", {"x": [1.0, math.nan]})
     with pytest.raises(HemError, match="'p.M' must be <= 9223372036854775807"):
         check_plain("p", {"M": 10 ** 400})
+
+
+def test_aliases_count_against_the_node_budget_without_being_expanded():
+    """Counted by hand: the mapping, its two keys, [x, y] (3 nodes) and [*a, *a] (1 + 2 * 3 nodes)."""
+    import yaml
+
+    from hemcli.values import MAX_YAML_NODES, HemLoader, expanded_size
+
+    assert expanded_size(yaml.compose("a: &a [x, y]\nb: [*a, *a]\n", Loader=HemLoader)) == 1 + 2 + 3 + 7
+    assert read_value("{a: &a [x, y], b: [*a, *a]}") == {"a": ["x", "y"], "b": [["x", "y"], ["x", "y"]]}
+    # 9 levels of nine aliases: 9 ** 9 strings, in one line of about 400 characters
+    levels = [f"l0: &l0 [{', '.join(['x'] * 9)}]"] + [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]"
+                                                    for i in range(1, 9)]
+    with pytest.raises(HemError, match=f"aliases expand to more than {MAX_YAML_NODES} values"):
+        read_value("{" + ", ".join(levels) + "}")
+    with pytest.raises(HemError, match="an alias refers to the mapping or list it is in"):
+        read_value("&a [1, *a]")
+
+
+def test_a_fifo_is_not_read_as_a_recipe(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "r.yaml")
+    with pytest.raises(HemError, match="is not a file"):
+        read_yaml_file(tmp_path / "r.yaml")

@@ -4,8 +4,8 @@
   counts of the training samples of every experience seen so far (this one included), per output
   unit of a head; a unit none of them has yet counts as 1, the least a class can have. So ``la``'s
   prior, ``hem``'s per-class margins and ``hem-``'s shared margin grow with what the learner has seen.
-* ``Record``: what the run has measured so far (the accuracy matrix, the epochs' history), kept
-  inside the strategy so that Avalanche's checkpoint carries it and a run resumes at its experience.
+* ``Record``: what the run has measured so far (the accuracy matrix, the epochs' history, each
+  experience's seconds); hem's continual checkpoint (``hemcli.continual.checkpoint``) carries it.
 * ``ProgressLine``: one line per epoch on stderr, experience / epoch / loss / ETA.
 """
 from __future__ import annotations
@@ -43,13 +43,11 @@ class Record(SupervisedPlugin):
         self.matrix: list[list[float]] = []
         self.history: list[dict] = []
         self.seconds: list[float] = []  # each experience's training time
-        self.optimizer_state: dict | None = None  # only while a checkpoint is written
 
 
 class ProgressLine(SupervisedPlugin):
     def __init__(self, record: Record, experiences: int, epochs: int, quiet: bool):
         super().__init__()
-        # quiet, not a stream or a callback: the strategy and its plugins are pickled into checkpoints
         self.record, self.experiences, self.epochs, self.quiet = record, experiences, epochs, quiet
         self._losses, self._tick, self._experience = [], 0.0, 0
 

@@ -90,7 +90,37 @@ def _replay(common, params):
 
 def _si(common, params):
     from avalanche.training.supervised import SynapticIntelligence
+
+    copy_si_snapshots()
     return SynapticIntelligence(**common, si_lambda=params["si_lambda"], eps=params["eps"])
+
+
+def copy_si_snapshots() -> None:
+    """Make Avalanche 0.6's Synaptic Intelligence snapshot the weights by value.
+
+    Its ``extract_weights`` / ``extract_grad`` store ``param.detach().cpu().flatten()``. On a GPU
+    ``.cpu()`` copies; on the CPU it returns the parameter itself and ``flatten()`` a view of it, so
+    the "old" and "new" weights of every step are the live parameters: each path integral, each
+    importance and the penalty stay exactly 0, and SI trains as naive fine-tuning does. Its plugin
+    calls both through the class name, so the fix replaces them on the class (idempotent)."""
+    import torch
+    from avalanche.training.plugins import SynapticIntelligencePlugin as SI
+
+    if getattr(SI, "_hem_copies", False):
+        return
+
+    @torch.no_grad()
+    def extract_weights(model, target, excluded_parameters):
+        for name, param in SI.allowed_parameters(model, excluded_parameters):
+            target[name].data = param.detach().flatten().to("cpu", copy=True)
+
+    @torch.no_grad()
+    def extract_grad(model, target, excluded_parameters):
+        for name, param in SI.allowed_parameters(model, excluded_parameters):
+            target[name].data = param.grad.detach().flatten().to("cpu", copy=True)
+
+    SI.extract_weights, SI.extract_grad = staticmethod(extract_weights), staticmethod(extract_grad)
+    SI._hem_copies = True
 
 
 def _ewc(common, params):

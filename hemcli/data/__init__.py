@@ -34,6 +34,9 @@ class ArrayData:
     held_out_x: torch.Tensor | None = None
     # The class counts of the whole training set when this is a ``limited`` part of it
     full_counts: list[int] | None = None
+    # The real unknown sets by name (None: absent), found and read before training when the run
+    # measures ``ood`` (``hemcli.evaluate.suite.preflight``), so a bad file fails before it trains
+    real_unknown: dict | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -125,7 +128,7 @@ def load_digits_heldout(root: str | None = None, download: bool = True) -> Array
 DIGITS_KNOWN = 6
 
 
-def _mnist_family(folder: str, torchvision_cls: str) -> Callable[..., ArrayData]:
+def _mnist_family(folder: str, torchvision_cls: str, num_classes: int) -> Callable[..., ArrayData]:
     def load(root: str | None = None, download: bool = True) -> ArrayData:
         from hemcli.data import idx
 
@@ -133,9 +136,9 @@ def _mnist_family(folder: str, torchvision_cls: str) -> Callable[..., ArrayData]
         raw = base / folder / "raw"
         if download and not (idx.has_split(raw, "train") and idx.has_split(raw, "test")):
             _download(torchvision_cls, base, [{"train": True}, {"train": False}], [f"{folder}/raw"])
-        train_x, train_y = idx.read_split(raw, "train")
-        test_x, test_y = idx.read_split(raw, "test")
-        return ArrayData(train_x, train_y, test_x, test_y, num_classes=10)
+        train_x, train_y = idx.read_split(raw, "train", num_classes)
+        test_x, test_y = idx.read_split(raw, "test", num_classes)
+        return ArrayData(train_x, train_y, test_x, test_y, num_classes)
 
     load.__doc__ = f"{folder} from torchvision's layout <root>/{folder}/raw (IDX files, .gz or not)."
     return load
@@ -180,21 +183,22 @@ def _move_new(source: Path, target: Path) -> None:
 
 
 def _in_memory(read, num_classes: int, fetch: tuple | None = None) -> Callable[..., ArrayData]:
-    """A loader over ``read(root, split) -> (uint8 images, labels)``: training images stay uint8 (a
-    quarter of the memory; batches become float on the device), test images become float in
+    """A loader over ``read(root, split, num_classes) -> (uint8 images, labels)`` (the reader checks
+    its labels are below ``num_classes``, where it still knows the file): training images stay uint8
+    (a quarter of the memory; batches become float on the device), test images become float in
     [0, 1]. ``fetch`` = (torchvision class, calls, entries) for ``_download`` when a split is missing."""
     def load(root: str | None = None, download: bool = True) -> ArrayData:
         from hemcli.data.vision import MissingFiles
 
         base = data_root(root)
         try:
-            train_x, train_y = read(base, "train")
+            train_x, train_y = read(base, "train", num_classes)
         except MissingFiles:
             if not (download and fetch):
                 raise
             _download(*fetch[:1], base, *fetch[1:])
-            train_x, train_y = read(base, "train")
-        test_x, test_y = read(base, "test")
+            train_x, train_y = read(base, "train", num_classes)
+        test_x, test_y = read(base, "test", num_classes)
         return ArrayData(train_x, train_y, test_x.float().div_(255), test_y, num_classes)
 
     load.__doc__ = read.__doc__
@@ -206,33 +210,34 @@ def _imagenet(root: str | None = None, download: bool = True, augment: str = "re
     ``augment`` "none" gives the training images the test transform."""
     from hemcli.data.vision import imagenet_folder
 
-    base = data_root(root)
-    train = imagenet_folder(base, "train", augment=augment != "none")
-    test = imagenet_folder(base, "test")
+    base, classes = data_root(root), dataset_info("imagenet").num_classes
+    train = imagenet_folder(base, "train", augment=augment != "none", num_classes=classes)
+    test = imagenet_folder(base, "test", num_classes=classes)
     return StreamData(train, test, num_classes=len(train.classes))
 
 
 def _imagenet_lt(root: str | None = None, download: bool = True, augment: str = "resized_crop_flip") -> StreamData:
     """ImageNet-LT from its list files beside ``imagenet/`` (never downloaded)."""
-    from hemcli.data.vision import imagenet_lt
+    from hemcli.data.vision import ListedClasses, imagenet_lt
 
     base = data_root(root)
-    train, test = imagenet_lt(base, "train", augment != "none"), imagenet_lt(base, "test")
+    classes = ListedClasses(dataset_info("imagenet-lt").num_classes)  # shared: both lists label alike
+    train, test = imagenet_lt(base, "train", augment != "none", classes), imagenet_lt(base, "test", classes=classes)
     # 1000 with the standard lists; the labels the lists use, in general
     return StreamData(train, test, num_classes=1 + max(train.targets + test.targets))
 
 
 def _vision(name: str):
     """The reader ``name`` of ``hemcli.data.vision``, imported when a run needs it."""
-    def read(root, split, **kwargs):
+    def read(root, split, num_classes, **kwargs):
         from hemcli.data import vision
-        return getattr(vision, name)(root, split=split, **kwargs)
+        return getattr(vision, name)(root, split=split, num_classes=num_classes, **kwargs)
     return read
 
 
 def _cifar(which: str):
-    def read(root, split):
-        return _vision("read_cifar")(root, split, which=which)
+    def read(root, split, num_classes):
+        return _vision("read_cifar")(root, split, num_classes, which=which)
     read.__doc__ = f"{which} from torchvision's layout (pickled batches)."
     return read
 
@@ -268,9 +273,9 @@ DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
     DatasetInfo("digits-heldout", load_digits_heldout, DIGITS_KNOWN,
                 "digits 0-5; 6-9 held out as an unknown set (offline)", DIGITS_EPS, (1, 8, 8),
                 "none (bundled with scikit-learn)"),
-    DatasetInfo("mnist", _mnist_family("MNIST", "MNIST"), 10, "MNIST, 28x28", MNIST_EPS, (1, 28, 28),
+    DatasetInfo("mnist", _mnist_family("MNIST", "MNIST", 10), 10, "MNIST, 28x28", MNIST_EPS, (1, 28, 28),
                 _IDX.format("MNIST") + " (downloaded by torchvision where the network allows)"),
-    DatasetInfo("fashion-mnist", _mnist_family("FashionMNIST", "FashionMNIST"), 10, "Fashion-MNIST, 28x28",
+    DatasetInfo("fashion-mnist", _mnist_family("FashionMNIST", "FashionMNIST", 10), 10, "Fashion-MNIST, 28x28",
                 MNIST_EPS, (1, 28, 28),
                 _IDX.format("FashionMNIST") + " (downloaded by torchvision where the network allows)"),
     DatasetInfo("kmnist", _in_memory(_vision("read_kmnist"), 10,

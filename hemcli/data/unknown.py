@@ -39,12 +39,12 @@ from typing import Callable
 import torch
 
 from hemcli.data.unknown_real import (HELD_OUT, REAL_SETS, REAL_UNKNOWN, RealUnknown, find_real_unknown,
-                                      load_real_unknown, real_unknown_source)
+                                      load_real_unknown, real_unknown_sets, real_unknown_source)
 from hemcli.errors import HemError, unknown_name
 
 __all__ = ["SYNTHETIC_SETS", "synthetic_set", "blob_sigma", "blobs_from_bits", "held_out_split",
            "HELD_OUT", "REAL_SETS", "REAL_UNKNOWN", "RealUnknown", "find_real_unknown", "load_real_unknown",
-           "real_unknown_source"]
+           "real_unknown_sets", "real_unknown_source"]
 
 SYNTHETIC_SETS = ("blobs", "uniform", "permuted", "phase")
 

@@ -30,7 +30,6 @@ seeded subset of ``n`` is taken (in file order), chosen before any image file is
 from __future__ import annotations
 
 import io
-import pickle
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hemcli.data import idx
+from hemcli.data import arrays, idx
 from hemcli.errors import HemError, unknown_name
 
 HELD_OUT = "held-out-classes"  # not read from files: the dataset's own held-out classes
@@ -53,7 +52,7 @@ REAL_UNKNOWN: dict[str, tuple[str, ...]] = {
     "kmnist": ("omniglot", "mnist", "fashion-mnist"),
     "cifar10": ("textures", "svhn", "cifar100"),
     "cifar100": ("textures", "svhn", "cifar10"),
-    "tinyimagenet": ("textures", "inaturalist", "imagenet-o"),
+    "tin": ("textures", "inaturalist", "imagenet-o"),
     "imagenet": ("textures", "inaturalist", "imagenet-o"),
 }
 
@@ -87,6 +86,13 @@ def load_real_unknown(name: str, root: Path | str, size: int, channels: int, n: 
     available); None when its files are not under ``root``."""
     found = find_real_unknown(name, root)
     return None if found is None else found.load(size, channels, n, seed)
+
+
+def real_unknown_sets(dataset: str, root: Path | str) -> dict[str, RealUnknown | None]:
+    """Every real unknown set of the training set ``dataset`` (``REAL_UNKNOWN``), located under
+    ``root`` (None where absent); the sets stored as one array are read and checked here, so a
+    truncated or malformed file fails now, before anything is trained on."""
+    return {name: find_real_unknown(name, root) for name in REAL_UNKNOWN.get(dataset, ()) if name != HELD_OUT}
 
 
 def real_unknown_source(name: str, root: Path | str) -> str | None:
@@ -173,38 +179,12 @@ def _idx_images(path: Path) -> np.ndarray:
     return idx.read_idx(path, "images")
 
 
-def npz_images(path: Path) -> np.ndarray:
-    """The uint8 images of an npz file in the KMNIST authors' format (key ``arr_0``)."""
-    with np.load(path) as archive:
-        return archive["arr_0"]
-
-
 def _svhn_images(path: Path) -> np.ndarray:
-    """SVHN's .mat stores X as (32, 32, 3, N): height, width, colour, image."""
-    from scipy.io import loadmat
-
-    return np.transpose(loadmat(path, variable_names=["X"])["X"], (3, 2, 0, 1))
-
-
-class ArraysOnly(pickle.Unpickler):
-    """An unpickler for CIFAR's files that builds numpy arrays and nothing else, so a planted file
-    cannot run code."""
-
-    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-                ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-                ("numpy._core.multiarray", "scalar")}
-
-    def find_class(self, module: str, name: str):
-        if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-        return super().find_class(module, name)
+    return arrays.svhn_mat(path, labels=False)[0]
 
 
 def _cifar_images(path: Path) -> np.ndarray:
-    """CIFAR's pickles: b"data" is (N, 3072) uint8, each row the R, G, B planes of 32x32 row-major."""
-    with open(path, "rb") as handle:
-        batch = ArraysOnly(handle, encoding="bytes").load()
-    return np.asarray(batch[b"data"]).reshape(-1, 3, 32, 32)
+    return arrays.cifar_batch(path)[0]
 
 
 def _first_file(*paths: Path) -> Path | None:
@@ -218,7 +198,7 @@ def _mnist_like(name: str, folder: str, npz: str | None = None) -> Callable[[Pat
         if path is not None:
             return _array_set(name, root, path, _idx_images)
         path = _first_file(root / folder / npz) if npz else None
-        return _array_set(name, root, path, npz_images) if path else None
+        return _array_set(name, root, path, arrays.npz_array) if path else None
 
     return locate
 

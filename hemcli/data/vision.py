@@ -20,16 +20,14 @@ labels int64 (N,), ``split`` "train" or "test". ``root`` is the data root (``--d
 """
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from hemcli.data import idx
-# private helpers of unknown_real, reused rather than written twice: the arrays-only unpickler
-# and the authors' npz reader (key arr_0)
-from hemcli.data.unknown_real import ArraysOnly, npz_images
+from hemcli.data.arrays import cifar_batch, npz_array, svhn_mat
+from hemcli.data.checks import check_images, check_labels, check_pairs
 from hemcli.errors import HemError, unknown_name
 
 Split = tuple[torch.Tensor, torch.Tensor]
@@ -41,10 +39,10 @@ TIN_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 KMNIST_URL = "https://github.com/rois-codh/kmnist"
 IMAGENET_URL = "https://image-net.org (ILSVRC2012, validation images sorted into class folders)"
 
-# (folder, train files, test files, label key) of each CIFAR set, as torchvision extracts them
+# (folder, train files, test files, label key, classes) of each CIFAR set, as torchvision extracts them
 _CIFAR = {
-    "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], b"labels"),
-    "cifar100": ("cifar-100-python", ["train"], ["test"], b"fine_labels"),
+    "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], b"labels", 10),
+    "cifar100": ("cifar-100-python", ["train"], ["test"], b"fine_labels", 100),
 }
 
 
@@ -63,9 +61,8 @@ def _missing(what: str, folder: Path, names: list[str], source: str) -> HemError
 
 
 def _as_split(images: np.ndarray, labels: np.ndarray, where: Path) -> Split:
-    """uint8 images and integer labels as tensors, checked to pair up."""
-    if len(images) != len(labels):
-        raise HemError(f"{where}: {len(images)} images but {len(labels)} labels")
+    """uint8 images and integer labels (each already checked against its file) as tensors."""
+    check_pairs(len(images), len(labels), where)
     # np.require copies only where needed: IDX arrays are read-only views, torch wants writable ones
     return (torch.from_numpy(np.require(images, np.uint8, ["C", "W"])),
             torch.from_numpy(np.asarray(labels, dtype=np.int64).reshape(-1)))
@@ -73,94 +70,54 @@ def _as_split(images: np.ndarray, labels: np.ndarray, where: Path) -> Split:
 
 # ---- CIFAR -----------------------------------------------------------------------------------------
 
-def _latin1(text: str, encoding: str = "utf-8") -> bytes:
-    """Stands in for ``_codecs.encode``, which Python 3's protocol-2 pickles use for bytes; only the
-    latin-1 form numpy and pickle write is accepted."""
-    if not isinstance(text, str) or encoding.replace("-", "").lower() not in ("latin1", "iso88591"):
-        raise pickle.UnpicklingError(f"refusing _codecs.encode with encoding {encoding!r}")
-    return text.encode("latin-1")
-
-
-class _CifarUnpickler(ArraysOnly):
-    """Arrays-only unpickling that also takes bytes re-pickled by Python 3 at protocol 2."""
-
-    def find_class(self, module: str, name: str):
-        if (module, name) == ("_codecs", "encode"):
-            return _latin1
-        return super().find_class(module, name)
-
-
-def _cifar_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """One pickled batch: b"data" (N, 3072) uint8, each row the R, G, B planes of 32x32 row-major."""
-    try:
-        with open(path, "rb") as handle:
-            batch = _CifarUnpickler(handle, encoding="bytes").load()
-        data, labels = np.asarray(batch[b"data"]), np.asarray(batch[label_key])
-    except Exception as err:  # unpickling fails in many ways (UnpicklingError, EOFError, KeyError, ...)
-        raise HemError(f"cannot read the CIFAR batch {path}: {type(err).__name__}: {err}") from None
-    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-        raise HemError(f"{path}: b'data' is {data.dtype} {data.shape}, expected uint8 (N, 3072)")
-    return data.reshape(-1, 3, 32, 32), labels
-
-
-def read_cifar(root: Path | str, which: str = "cifar10", split: str = "train") -> Split:
-    """CIFAR-10 or CIFAR-100 (fine labels) ``split``: uint8 (N, 3, 32, 32), int64 labels."""
+def read_cifar(root: Path | str, which: str = "cifar10", split: str = "train", num_classes: int | None = None
+               ) -> Split:
+    """CIFAR-10 or CIFAR-100 (fine labels) ``split``: uint8 (N, 3, 32, 32), int64 labels below
+    ``num_classes`` (the registry's; None: the set's own 10 or 100)."""
     if which not in _CIFAR:
         raise unknown_name("CIFAR set", which, _CIFAR)
     _check_split(split)
-    folder_name, train, test, label_key = _CIFAR[which]
+    folder_name, train, test, label_key, classes = _CIFAR[which]
     folder = Path(root) / folder_name
     names = train if split == "train" else test
     if not all((folder / name).is_file() for name in names):
         raise _missing(f"{which} {split} split", folder, names,
                        f"{CIFAR_URL}, the python version, extracted in {root}")
-    batches = [_cifar_batch(folder / name, label_key) for name in names]
+    batches = [cifar_batch(folder / name, label_key, num_classes or classes) for name in names]
     return _as_split(np.concatenate([x for x, _ in batches]), np.concatenate([y for _, y in batches]), folder)
 
 
 # ---- SVHN ------------------------------------------------------------------------------------------
 
-def read_svhn(root: Path | str, split: str = "train") -> Split:
+def read_svhn(root: Path | str, split: str = "train", num_classes: int = 10) -> Split:
     """SVHN (format 2, cropped digits) ``split``: uint8 (N, 3, 32, 32); labels 0-9 (the file's 10 is 0)."""
-    from scipy.io import loadmat
-
     _check_split(split)
     path = Path(root) / f"{split}_32x32.mat"
     if not path.is_file():
         raise _missing(f"svhn {split} split", Path(root), [path.name], SVHN_URL)
-    try:
-        mat = loadmat(path, variable_names=["X", "y"])
-        images, labels = mat["X"], np.asarray(mat["y"]).reshape(-1)
-    except Exception as err:  # a truncated or foreign .mat fails with ValueError, KeyError, OSError, ...
-        raise HemError(f"cannot read {path}: {type(err).__name__}: {err}") from None
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[2] != 3:
-        raise HemError(f"{path}: X is {images.dtype} {images.shape}, expected uint8 (32, 32, 3, N)")
-    if labels.size and (labels.min() < 1 or labels.max() > 10):
-        raise HemError(f"{path}: y holds values outside 1..10")
-    # X is (height, width, colour, image); y counts digits 1..9 and writes 0 as 10
-    return _as_split(np.transpose(images, (3, 2, 0, 1)), labels % 10, path)
+    return _as_split(*svhn_mat(path, num_classes), path)
 
 
 # ---- TinyImageNet-200 ------------------------------------------------------------------------------
 
-def _read_jpegs(paths: list[Path]) -> np.ndarray:
-    """Decode image files (all of one size) to uint8 (N, 3, H, W); grey ones are repeated to RGB."""
+TIN_SIZE = (64, 64)
+
+
+def _read_jpegs(paths: list[Path], size: tuple[int, int] = TIN_SIZE) -> np.ndarray:
+    """Decode image files, each (H, W) = ``size``, to uint8 (N, 3, H, W); grey ones are repeated to RGB."""
     from PIL import Image
 
-    out = None
+    out = np.empty((len(paths), 3, *size), dtype=np.uint8)
     for i, path in enumerate(paths):
         try:
             with Image.open(path) as image:
                 array = np.asarray(image.convert("RGB"), dtype=np.uint8)
         except (OSError, ValueError) as err:  # PIL's decode errors are OSErrors
             raise HemError(f"cannot read the image {path}: {err}") from None
-        if out is None:
-            out = np.empty((len(paths), 3, *array.shape[:2]), dtype=np.uint8)
-        elif array.shape[:2] != out.shape[2:]:
-            raise HemError(f"{path} is {array.shape[1]}x{array.shape[0]}, the others "
-                           f"{out.shape[3]}x{out.shape[2]}")
+        if array.shape[:2] != size:
+            raise HemError(f"{path} is {array.shape[1]}x{array.shape[0]}, expected {size[1]}x{size[0]}")
         out[i] = array.transpose(2, 0, 1)
-    return out if out is not None else np.empty((0, 3, 64, 64), dtype=np.uint8)
+    return out
 
 
 def tin_classes(base: Path) -> list[str]:
@@ -210,25 +167,26 @@ def _tin_val(base: Path, wnids: list[str]) -> tuple[list[Path], list[int]]:
     return paths, labels
 
 
-def read_tinyimagenet(root: Path | str, split: str = "train") -> Split:
+def read_tinyimagenet(root: Path | str, split: str = "train", num_classes: int = 200) -> Split:
     """TinyImageNet-200 ``split`` ("test" = the val folder): uint8 (N, 3, 64, 64), int64 labels 0-199."""
     _check_split(split)
     base = Path(root) / "tiny-imagenet-200"
     wnids = tin_classes(base)
+    if len(wnids) > num_classes:  # a label is a wnid's place, so more wnids would be labels out of range
+        raise HemError(f"{base / 'wnids.txt'} lists {len(wnids)} classes, more than tin's {num_classes}")
     paths, labels = (_tin_train if split == "train" else _tin_val)(base, wnids)
     return _as_split(_read_jpegs(paths), np.asarray(labels), base)
 
 
 # ---- KMNIST ----------------------------------------------------------------------------------------
 
-def read_kmnist(root: Path | str, split: str = "train") -> Split:
+def read_kmnist(root: Path | str, split: str = "train", num_classes: int = 10) -> Split:
     """Kuzushiji-MNIST ``split``: uint8 (N, 1, 28, 28), int64 labels; IDX in KMNIST/raw, else npz."""
     _check_split(split)
     folder = Path(root) / "KMNIST"
     raw = folder / "raw"
     if idx.has_split(raw, split):
-        images = idx.read_idx(idx.images_file(raw, split), "images")
-        labels = idx.read_idx(idx.labels_file(raw, split), "labels")
+        images, labels = idx.read_arrays(raw, split, num_classes)
         return _as_split(images[:, None], labels, raw)
     npz = [folder / f"kmnist-{split}-{kind}.npz" for kind in ("imgs", "labels")]
     if not all(path.is_file() for path in npz):
@@ -236,14 +194,9 @@ def read_kmnist(root: Path | str, split: str = "train") -> Split:
         raise _missing(f"kmnist {split} split", folder,
                        [f"raw/{prefix}-images-idx3-ubyte[.gz] + raw/{prefix}-labels-idx1-ubyte[.gz]",
                         "or " + " + ".join(path.name for path in npz)], KMNIST_URL)
-    try:
-        images = npz_images(npz[0])
-        with np.load(npz[1]) as archive:
-            labels = archive["arr_0"]
-    except Exception as err:  # a foreign npz fails with KeyError, ValueError, OSError, ...
-        raise HemError(f"cannot read the kmnist npz files in {folder}: {type(err).__name__}: {err}") from None
-    if images.dtype != np.uint8 or images.ndim != 3:
-        raise HemError(f"{npz[0]}: arr_0 is {images.dtype} {images.shape}, expected uint8 (N, 28, 28)")
+    images = check_images(npz_array(npz[0]), npz[0], idx.MNIST_SIZE, what="arr_0")
+    labels = check_labels(npz_array(npz[1]), num_classes, npz[1])
+    check_pairs(len(images), len(labels), npz[0], npz[1])
     return _as_split(images[:, None], labels, folder)
 
 
@@ -265,9 +218,9 @@ def _class_folders(folder: Path) -> list[str]:
     return sorted(entry.name for entry in folder.iterdir() if entry.is_dir() and not entry.name.startswith("."))
 
 
-def imagenet_folder(root: Path | str, split: str = "train", augment: bool = True):
+def imagenet_folder(root: Path | str, split: str = "train", augment: bool = True, num_classes: int = 1000):
     """ImageNet ``split`` ("test" = ``imagenet/val``) as a torchvision ImageFolder yielding
-    (float32 (3, 224, 224) in [0, 1], class index of the sorted wnid folders)."""
+    (float32 (3, 224, 224) in [0, 1], class index of the sorted wnid folders, at most ``num_classes``)."""
     from torchvision.datasets import ImageFolder
 
     _check_split(split)
@@ -279,6 +232,10 @@ def imagenet_folder(root: Path | str, split: str = "train", augment: bool = True
     # ImageFolder numbers the classes it sees, so both splits must hold the same class folders
     if other.is_dir() and _class_folders(other) != _class_folders(folder):
         raise HemError(f"imagenet: {base}/train and {base}/val hold different class folders")
+    classes = _class_folders(folder)
+    if len(classes) > num_classes:  # the label of a folder is its place: one more is a label out of range
+        raise HemError(f"{folder} holds {len(classes)} class folders, more than imagenet's {num_classes} "
+                       f"(the first beyond: {classes[num_classes]})")
     try:
         return ImageFolder(str(folder), transform=imagenet_transform(split, augment))
     except (FileNotFoundError, OSError) as err:  # no class folders, or no images in them
@@ -309,7 +266,30 @@ class ListedImages:
             return self.transform(image.convert("RGB")), label
 
 
-def _list_entries(path: Path) -> list[tuple[str, int]]:
+class ListedClasses:
+    """The labels of ImageNet-LT's list files: each below ``num_classes`` and, over every list read
+    through one of these, one to one with the class folder its images lie in (``train/<wnid>/...``)."""
+
+    def __init__(self, num_classes: int = 1000):
+        self.num_classes, self.label_of, self.folder_of = num_classes, {}, {}
+
+    def check(self, path: str, label: int, where: str) -> None:
+        if label >= self.num_classes:
+            raise HemError(f"{where}: label {label} is outside 0..{self.num_classes - 1}")
+        parts = Path(path).parts
+        if len(parts) < 3:  # not <split>/<wnid>/<file>: no class folder to be consistent with
+            return
+        folder = parts[-2]
+        label_seen, label_where = self.label_of.setdefault(folder, (label, where))
+        folder_seen, folder_where = self.folder_of.setdefault(label, (folder, where))
+        if label_seen != label:
+            raise HemError(f"{where}: label {label} for class folder {folder}, which {label_where} labels {label_seen}")
+        if folder_seen != folder:
+            raise HemError(f"{where}: label {label} for class folder {folder}, but {folder_where} gives it to "
+                           f"{folder_seen}")
+
+
+def _list_entries(path: Path, classes: ListedClasses) -> list[tuple[str, int]]:
     entries = []
     for number, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():
@@ -317,20 +297,23 @@ def _list_entries(path: Path) -> list[tuple[str, int]]:
         parts = line.split()
         if len(parts) != 2 or not parts[1].isdigit():
             raise HemError(f"{path}:{number}: expected 'relative/path.JPEG label', got {line.strip()[:80]!r}")
+        classes.check(parts[0], int(parts[1]), f"{path}:{number}")
         entries.append((parts[0], int(parts[1])))
     return entries
 
 
-def imagenet_lt(root: Path | str, split: str = "train", augment: bool = True) -> ListedImages:
+def imagenet_lt(root: Path | str, split: str = "train", augment: bool = True,
+                classes: ListedClasses | None = None) -> ListedImages:
     """ImageNet-LT ``split`` ("test" = ImageNet_LT_test.txt, 50 per class from ImageNet's val): the
-    images its list file names under ``<root>/imagenet/``, with the paper's ImageNet transforms."""
+    images its list file names under ``<root>/imagenet/``, with the paper's ImageNet transforms.
+    ``classes`` checks the labels (pass the same one for both splits, so they agree)."""
     _check_split(split)
     base = Path(root)
     listing = base / f"ImageNet_LT_{split}.txt"
     if not listing.is_file():
         raise _missing(f"imagenet-lt {split} split", base, [listing.name, "imagenet/train/", "imagenet/val/"],
                        IMAGENET_LT_URL)
-    entries = _list_entries(listing)
+    entries = _list_entries(listing, classes or ListedClasses())
     first_missing = next((path for path, _ in entries if not (base / "imagenet" / path).is_file()), None)
     if first_missing is not None:
         raise HemError(f"imagenet-lt: {listing.name} names {first_missing}, which is not in {base / 'imagenet'}")

@@ -204,8 +204,10 @@ def load_state(path: Path, key: str, n_classes: int, batch_size: int, total: int
     starts afresh, an unreadable one or one with other settings warns and starts afresh."""
     if not path.exists():
         return _empty_state(n_classes)
+    from hemcli.fileio import load_weights_only
+
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_weights_only(path)  # a planted pickle builds nothing; a FIFO is not waited on
     except Exception as err:  # a truncated or foreign file: any unpickling error means the same
         warn(f"cannot read the attack state {path} ({type(err).__name__}); attacking from the start")
         return _empty_state(n_classes)

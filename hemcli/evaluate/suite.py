@@ -209,12 +209,30 @@ def _counter(subject: Subject, what: str, every: float = 5.0) -> Callable[[int, 
 # ------------------------------------------------------------------------------- unknown classes
 
 
+def preflight(cfg: dict, data) -> None:
+    """Open and check every file the evaluations of ``cfg["eval"]`` will read, before anything is
+    trained or written: the real unknown sets of ``ood`` (read once and kept on ``data``: at most a
+    few arrays of ~100 MB, or lists of image files) and a released corruption benchmark of
+    ``corrupt`` (its headers only; nothing is generated). The other evaluations read no file."""
+    names = evaluation_names(cfg["eval"])
+    if "ood" not in names and "corrupt" not in names:
+        return
+    from hemcli.data import data_root
+
+    root = data_root(cfg["dataset"]["root"])
+    if "ood" in names:
+        from hemcli.data.unknown import real_unknown_sets
+        data.real_unknown = real_unknown_sets(cfg["dataset"]["name"], root)
+    if "corrupt" in names:
+        from hemcli.data.corruptions import check_corruption_inputs
+        check_corruption_inputs(cfg["dataset"]["name"], data.test_x, data.test_y, root)
+
+
 def _unknown_sets(subject: Subject):
     """(name, group, images or None, source) for every unknown set of the training set, one at a time,
-    so only one set is in memory."""
+    so only one set is in memory as float images."""
     from hemcli.data import data_root
-    from hemcli.data.unknown import (REAL_UNKNOWN, SYNTHETIC_SETS, load_real_unknown, real_unknown_source,
-                                     synthetic_set)
+    from hemcli.data.unknown import SYNTHETIC_SETS, real_unknown_sets, synthetic_set
 
     data, settings = subject.data, subject.settings
     n, seed = settings["ood_samples"], settings["seed"]
@@ -224,12 +242,12 @@ def _unknown_sets(subject: Subject):
     if data.held_out_x is not None:
         order = torch.randperm(len(data.held_out_x), generator=torch.Generator().manual_seed(seed))[:n]
         yield "held-out-classes", "real", data.held_out_x[order.sort().values], "the dataset's held-out classes"
-    root = data_root(subject.cfg["dataset"]["root"])
-    for name in REAL_UNKNOWN.get(subject.cfg["dataset"]["name"], ()):
-        if name == "held-out-classes":
-            continue
-        images = load_real_unknown(name, root, size=test_x.shape[-1], channels=test_x.shape[1], n=n, seed=seed)
-        yield name, "real", images, real_unknown_source(name, root) if images is not None else None
+    found = getattr(data, "real_unknown", None)
+    if found is None:  # not found by a preflight (a Subject made without one)
+        found = real_unknown_sets(subject.cfg["dataset"]["name"], data_root(subject.cfg["dataset"]["root"]))
+    for name, real in found.items():
+        images = None if real is None else real.load(test_x.shape[-1], test_x.shape[1], n=n, seed=seed)
+        yield name, "real", images, None if real is None else real.source
 
 
 def ood(subject: Subject) -> tuple[dict, dict]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from hemcli.errors import HemError, shown
+from hemcli.fileio import is_regular
 
 SUPPORTED_SCHEMA_VERSIONS = (1,)
 REQUIRED_KEYS = ("schema_version", "task", "recipe", "metrics")
@@ -27,25 +28,41 @@ def _as_list(paths: str | Path | Iterable[str | Path]) -> list[str | Path]:
     return [paths] if isinstance(paths, (str, Path)) else list(paths)
 
 
-def find_results(paths: str | Path | Iterable[str | Path], warn: Callable[[str], None] = print_to_stderr) -> list[Path]:
+def find_results(paths: str | Path | Iterable[str | Path], warn: Callable[[str], None] = print_to_stderr,
+                 refuse_irregular: bool = False) -> list[Path]:
     """Every ``*.json`` file below the given folders (following links) plus the given files, sorted.
 
     Each file counts once, however often it is reached (``d`` and ``d/../d``, or through a link).
     A folder that cannot be read, a broken link and a link back into its own folder are skipped
-    with one ``warn`` line each.
+    with one ``warn`` line each; so is a ``*.json`` that is not a regular file (a FIFO would block
+    the read), or, with ``refuse_irregular`` (a command that rewrites results), it is a HemError.
     """
     found: dict[Path, Path] = {}  # resolved path -> the path it was first reached by
+
+    def irregular(path: Path) -> None:
+        import os
+
+        from hemcli.fileio import kind_of
+
+        what = f"{kind_of(os.stat(path).st_mode)}, not a regular file"
+        if refuse_irregular:
+            raise HemError(f"{path} is {what}; a result is a JSON file")
+        warn(f"skipping {path}: {what}")
+
     for path in map(Path, _as_list(paths)):
         if not path.exists():
             raise HemError(f"no such file or directory: {path}")
         if path.is_dir():
-            _walk(path, found, warn, frozenset())
+            _walk(path, found, warn, frozenset(), irregular)
+        elif not is_regular(path):
+            irregular(path)
         else:
             found.setdefault(path.resolve(), path)
     return sorted(found.values())
 
 
-def _walk(folder: Path, found: dict[Path, Path], warn: Callable[[str], None], ancestors: frozenset) -> None:
+def _walk(folder: Path, found: dict[Path, Path], warn: Callable[[str], None], ancestors: frozenset,
+          irregular: Callable[[Path], None]) -> None:
     real = folder.resolve()
     if real in ancestors:
         warn(f"skipping {folder}: a link back to {real}, which is already being searched")
@@ -60,7 +77,9 @@ def _walk(folder: Path, found: dict[Path, Path], warn: Callable[[str], None], an
         if entry.is_symlink() and not path.exists():
             warn(f"skipping {path}: a broken link (or a loop of links)")
         elif path.is_dir():
-            _walk(path, found, warn, ancestors | {real})
+            _walk(path, found, warn, ancestors | {real}, irregular)
+        elif entry.name.endswith(".json") and not is_regular(path):
+            irregular(path)
         elif entry.name.endswith(".json"):
             found.setdefault(path.resolve(), path)
 
@@ -113,8 +132,10 @@ def _parse_int(text: str) -> int | float:
 
 def read_result(path: Path) -> tuple[dict | None, str | None]:
     """``(result, None)``, or ``(None, why this file is not a complete result)``."""
+    from hemcli.fileio import read_regular
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"), parse_int=_parse_int)
+        data = json.loads(read_regular(path).decode("utf-8"), parse_int=_parse_int)
     except OSError as error:
         return None, f"cannot read it ({error.strerror or error})"
     except UnicodeDecodeError:

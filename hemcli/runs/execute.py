@@ -7,16 +7,18 @@ instead of an exception, so one failed run never stops the others.
 """
 from __future__ import annotations
 
+import contextlib
+import sys
 import time
-from pathlib import Path
-
 from contextlib import contextmanager
+from pathlib import Path
 
 from hemcli import distributed
 from hemcli.errors import HemError
 from hemcli.runs.files import write_json_atomic
-from hemcli.runs.lock import RunLock
-from hemcli.runs.paths import attack_state_path, check_output, checkpoint_path, remove_attack_states
+from hemcli.runs.lock import RunLock, RunTaken
+from hemcli.runs.paths import (ResultExists, attack_state_path, check_output, checkpoint_path,
+                               remove_attack_states)
 from hemcli.runs.spec import RunSpec, task_module
 
 
@@ -68,8 +70,10 @@ def remove_stale_temporaries(path: Path) -> None:
 
 
 def sweep_one(spec: RunSpec, threads: int | None = None) -> dict:
-    """One run of a sweep, never raising: ``{"name", "status": done|skipped|failed, "error",
-    "seconds", "metrics", "resumed"}``."""
+    """One run of a sweep, never raising: ``{"name", "status": done|skipped|taken|failed, "error",
+    "seconds", "metrics", "resumed"}``; "taken": another live process (a second sweep on the same
+    folder) holds the run. Whatever a library prints goes to the worker's stderr: the sweep's
+    stdout is for its report."""
     began = time.perf_counter()
     outcome = {"name": spec.name, "status": "done", "error": None, "metrics": {}, "resumed": False}
     try:
@@ -80,7 +84,12 @@ def sweep_one(spec: RunSpec, threads: int | None = None) -> dict:
                 import torch
                 torch.set_num_threads(threads)
             outcome["resumed"] = checkpoint_path(spec.path).is_file()
-            outcome["metrics"] = train(spec, resume=outcome["resumed"], quiet=True)["metrics"]
+            with contextlib.redirect_stdout(sys.stderr):
+                outcome["metrics"] = train(spec, resume=outcome["resumed"], quiet=True)["metrics"]
+    except RunTaken as err:
+        outcome.update(status="taken", error=" ".join(str(err).split()))
+    except ResultExists:  # another sweep on the same folder finished it between our check and our lock
+        outcome.update(status="skipped", elsewhere=True)
     except HemError as err:
         outcome.update(status="failed", error=" ".join(str(err).split()))
     except Exception as err:  # a bug or a crash in one run must not stop the sweep

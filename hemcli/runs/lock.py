@@ -16,6 +16,29 @@ from hemcli.errors import HemError
 from hemcli.runs.paths import lock_path
 
 
+class RunTaken(HemError):
+    """Another live process holds the run's lock (a second sweep on the same ``--out``)."""
+
+
+def lock_is_held(result: Path) -> bool:
+    """Whether a live process holds the lock of ``result`` now; a lock file left by a killed
+    process is not held. Creates nothing: no lock file means no holder."""
+    from filelock import FileLock, Timeout
+
+    path = lock_path(result)
+    if not path.exists():
+        return False
+    probe = FileLock(path, timeout=0)
+    try:
+        probe.acquire()
+    except Timeout:
+        return True
+    except OSError:  # removed meanwhile, or unreadable: nobody we could wait for
+        return False
+    probe.release()
+    return False
+
+
 class RunLock:
     def __init__(self, result: Path):
         self.result, self.path = result, lock_path(result)
@@ -30,7 +53,7 @@ class RunLock:
             self._acquire()
         except Timeout:
             self._remove_created_folders()
-            raise HemError(f"another hem run is writing {self.result} (its lock {self.path} is held); "
+            raise RunTaken(f"another hem run is writing {self.result} (its lock {self.path} is held); "
                            "wait for it, or choose another --seed or --out") from None
         except OSError as err:
             self._remove_created_folders()

@@ -7,6 +7,10 @@ from pathlib import Path
 
 from hemcli.errors import HemError
 
+class ResultExists(HemError):
+    """The run's result is already written (by this command earlier, or by another process just now)."""
+
+
 def checkpoint_path(result: Path) -> Path:
     return result.with_suffix(".ckpt.pt")
 
@@ -36,9 +40,9 @@ def check_output(path: Path, overwrite: bool, resume: bool = False) -> None:
     """Fail before any work, writing nothing, if the result may not or cannot be written."""
     check_not_blocked(path)
     if path.exists() and not (overwrite or resume):
-        raise HemError(f"result already exists: {path} (pass --overwrite to replace it)")
+        raise ResultExists(f"result already exists: {path} (pass --overwrite to replace it)")
     if path.exists() and resume and not overwrite:
-        raise HemError(f"run already finished: {path} (pass --overwrite to train it again)")
+        raise ResultExists(f"run already finished: {path} (pass --overwrite to train it again)")
     check_writable_folder(path.parent)
 
 

@@ -71,7 +71,7 @@ class SweepProgress:
         status = outcome["status"]
         if status == "done":
             self.trained_seconds.append(outcome["seconds"])
-        detail = {"skipped": "already finished",
+        detail = {"skipped": "finished by another sweep" if outcome.get("elsewhere") else "already finished",
                   "failed": outcome["error"],
                   "done": "  ".join([f"{outcome['seconds']:.1f}s", *(f"{k} {v:.4g}" for k, v in
                                      outcome["metrics"].items() if isinstance(v, (int, float)))])}[status]
@@ -86,18 +86,51 @@ class SweepProgress:
         return f"  ETA {clock(mean * left / min(self.slots, left))}"
 
 
-def run(specs: list[RunSpec], backend, quiet: bool = False) -> list[tuple[RunSpec, dict]]:
+def run(specs: list[RunSpec], backend, quiet: bool = False, poll_seconds: float = 2.0) -> list[tuple[RunSpec, dict]]:
+    """Every run on ``backend``. A run another live process holds (a second sweep on the same
+    ``--out``) is waited for: finished there, it counts as done by the other; released without a
+    result (that sweep stopped), it runs here."""
     progress = SweepProgress(len(specs), backend.slots, quiet)
     progress.say(f"{len(specs)} runs on {backend.describe}")
-    began, outcomes = time.perf_counter(), []
-    for spec, outcome in backend.run(specs):
-        progress.slots = backend.slots
-        progress.ended(spec, outcome)
-        outcomes.append((spec, outcome))
+    began, outcomes, pending = time.perf_counter(), [], list(specs)
+    while pending:
+        taken = []
+        for spec, outcome in backend.run(pending):
+            progress.slots = backend.slots
+            if outcome["status"] == "taken":
+                taken.append(spec)
+                continue
+            progress.ended(spec, outcome)
+            outcomes.append((spec, outcome))
+        if taken:
+            progress.say(f"{len(taken)} run{'s are' if len(taken) > 1 else ' is'} being trained by another sweep; "
+                         "waiting for it")
+        pending = []
+        for spec in _wait_for_others(taken, poll_seconds):
+            if spec.path.is_file():
+                outcome = {"name": spec.name, "status": "skipped", "elsewhere": True, "error": None,
+                           "metrics": {}, "resumed": False, "seconds": 0.0}
+                progress.ended(spec, outcome)
+                outcomes.append((spec, outcome))
+            else:
+                pending.append(spec)
     counts = {status: sum(o["status"] == status for _, o in outcomes) for status in ("done", "skipped", "failed")}
     progress.say(f"{counts['done']} trained, {counts['skipped']} already finished, {counts['failed']} failed "
                  f"in {clock(time.perf_counter() - began)}")
     return outcomes
+
+
+def _wait_for_others(specs: list[RunSpec], poll_seconds: float):
+    """Yield each run as the process holding it lets it go (with its result, or without)."""
+    from hemcli.runs.lock import lock_is_held
+
+    waiting = list(specs)
+    while waiting:
+        released = [spec for spec in waiting if not lock_is_held(spec.path)]
+        yield from released
+        waiting = [spec for spec in waiting if spec not in released]
+        if waiting:
+            time.sleep(poll_seconds)
 
 
 def failure_summary(outcomes: list[tuple[RunSpec, dict]]) -> list[str]:

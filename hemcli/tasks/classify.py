@@ -92,6 +92,8 @@ def setup(cfg: dict, reshape=None):
     data = limited(reshape(data) if reshape else data, cfg["dataset"]["limit"])
     loss_fn = build_loss(loss["name"], num_classes=data.num_classes, class_counts=data.class_counts(),
                          **loss["params"])
+    from hemcli.evaluate.suite import preflight
+    preflight(cfg, data)  # the files the evaluations will read, checked before any folder is made
     return dm, data, loss_fn
 
 

@@ -8,13 +8,16 @@ After each training experience every experience's test set is measured: the accu
 result's metrics: ``final_accuracy`` (on the union of all test sets after the last experience, the
 paper's metric), ``last_experience_accuracy`` (the last experience's own), ``average_forgetting`` and
 ``backward_transfer`` (``hemcli.metrics.continual``); ``result["continual"]`` holds the matrix.
-A checkpoint (Avalanche's ``save_checkpoint``: the whole strategy) is written after every
-experience but the last (whose result file supersedes it), so ``--resume`` starts again at the
-experience a run was killed in.
+A checkpoint (hem's own, ``hemcli.continual.checkpoint``: tensors and plain values, read with
+``weights_only=True``) is written after every experience but the last (whose result file supersedes
+it), so ``--resume`` starts again at the experience a run was killed in, with the same model,
+optimiser, strategy state, replay buffer and random states: it ends as the uninterrupted run would.
+Nothing of the task writes to stdout (a library's print goes to stderr): stdout is the result path's.
 """
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -28,8 +31,8 @@ from hemcli.recipes import Field
 PATH_KEYS = ("benchmark.name", "strategy.name", "loss.name")
 RECIPE_KEYS = ("benchmark.name", "strategy.name")
 EVAL_BATCH = 1024
-# The checkpoint holds the whole strategy, data included (hundreds of MB for Permuted-MNIST), and
-# nothing measures a finished run again: it goes once the result is written.
+# Nothing measures a finished run again (the result holds the matrix), and the checkpoint (a replay
+# buffer included) is only for resuming: it goes once the result is written.
 KEEP_CHECKPOINT = False
 
 
@@ -72,7 +75,7 @@ def schema() -> dict[str, Field]:
         **shared,
         "epochs": Field("int", 10, "training epochs per experience", minimum=1),
         "batch_size": Field("int", 32, "training batch size", minimum=1),
-        "verbose": Field("bool", False, "Avalanche's own loggers on stdout"),
+        "verbose": Field("bool", False, "Avalanche's own loggers (on stderr)"),
     }
 
 
@@ -174,10 +177,11 @@ def build_strategy(cfg: dict, stream, dm, quiet: bool):
 
 
 def _evaluator(verbose: bool):
-    """No Avalanche logging unless ``verbose`` (then its default: an interactive logger on stdout)."""
+    """No Avalanche logging unless ``verbose`` (then its default: an interactive logger, which ``run``
+    sends to stderr with the rest of stdout)."""
     if not verbose:
         return None
-    from avalanche.training.templates.base import default_evaluator  # noqa
+    from avalanche.training.plugins.evaluation import default_evaluator
     return default_evaluator()
 
 
@@ -204,18 +208,24 @@ def test_accuracies(model, stream, device) -> list[float | None]:
 
 def run(cfg: dict, checkpoint: Path | None = None, resume: bool = False, quiet: bool = False,
         prepared=None, attack_state=None) -> dict:
+    with contextlib.redirect_stdout(sys.stderr):  # stdout is for the result path (| xargs hem report)
+        return _run(cfg, checkpoint, resume, quiet, prepared)
+
+
+def _run(cfg: dict, checkpoint: Path | None, resume: bool, quiet: bool, prepared) -> dict:
     from hemcli.continual.benchmarks import avalanche_benchmark
     from hemcli.device import seed_everything
     from hemcli.progress import Progress
 
     seed_everything(cfg["seed"], cfg["deterministic"])
     dm, stream = prepared or setup(cfg)
+    saved = _read(checkpoint, cfg) if checkpoint is not None and resume else None  # before any library sees it
     import_avalanche(cfg["verbose"])
     benchmark = avalanche_benchmark(stream)
     strategy, record = build_strategy(cfg, stream, dm, quiet)
     start = 0
-    if checkpoint is not None and resume:
-        strategy, record, start = _resume(strategy, checkpoint, cfg, dm, quiet)
+    if saved is not None:
+        start = _resume(strategy, saved, checkpoint, benchmark, cfg)
     progress = Progress(cfg["epochs"], quiet)
     progress.say(f"continual {cfg['benchmark']['name']} ({stream.scenario}) {cfg['strategy']['name']} "
                  f"{cfg['model']['arch']} loss={cfg['loss']['name']} seed={cfg['seed']} on {dm.device}"
@@ -236,54 +246,33 @@ def run(cfg: dict, checkpoint: Path | None = None, resume: bool = False, quiet: 
     return _result(cfg, stream, strategy, record, dm, began)
 
 
-# Left out of a checkpoint: the optimiser (see _save), and what the next experience's training sets afresh
-TRANSIENT = ["optimizer", "experience", "adapted_dataset", "dataloader", "mbatch", "mb_output", "loss"]
-
-
 def _save(strategy, path: Path) -> None:
-    """Avalanche's checkpoint of the whole strategy (model, plugins' state, replay buffer, our record),
-    written atomically. The optimiser goes in as its state dict: dill 0.4, which Avalanche pickles
-    with, cannot pickle a torch 2.x optimiser (its wrapped ``step`` refers to typing_extensions'
-    ``sentinel``; plain pickle can), so it is left out of the pickle and rebuilt on resume."""
-    from avalanche.checkpointing import save_checkpoint
+    """hem's continual checkpoint of the strategy between two experiences, written atomically."""
+    from hemcli.continual import checkpoint
+    from hemcli.continual.hooks import CountedLoss, Record
 
-    from hemcli.continual.hooks import Record
-    from hemcli.runs.files import write_atomic
-
-    record = _plugin(strategy, Record)
-    record.optimizer_state = strategy.optimizer.state_dict()
-    try:
-        write_atomic(path, lambda handle: save_checkpoint(strategy, handle, exclude=TRANSIENT), what="checkpoint")
-    finally:
-        record.optimizer_state = None
+    checkpoint.write(path, strategy, _plugin(strategy, Record), _plugin(strategy, CountedLoss))
 
 
-def _resume(strategy, path: Path, cfg: dict, dm, quiet: bool):
-    """The strategy as the checkpoint left it, and the experience to start at; HemError when the
-    checkpoint is unreadable or of another run."""
-    from hemcli.continual.hooks import ProgressLine, Record
+def _read(path: Path, cfg: dict) -> dict | None:
+    """The checkpoint's state, None (with a warning) when there is none; HemError when it is not a
+    hem continual checkpoint of this recipe."""
+    from hemcli.continual import checkpoint
     from hemcli.progress import warn
-    from hemcli.train import make_optimizer, same_run
 
     if not path.exists():
         warn(f"no checkpoint at {path}; starting from experience 1")
-        return strategy, _plugin(strategy, Record), 0
-    from avalanche.checkpointing import maybe_load_checkpoint
+        return None
+    return checkpoint.read(path, cfg)
 
-    try:
-        loaded, start = maybe_load_checkpoint(strategy, str(path), map_location=dm.device)
-        record = _plugin(loaded, Record)
-    except Exception:  # truncated, another format, another model
-        raise HemError(f"cannot read checkpoint {path}: not a hem continual checkpoint; "
-                       "pass --overwrite to start again") from None
-    if record is None or not same_run(record.recipe, cfg):
-        raise HemError(f"checkpoint {path} was made with another recipe; "
-                       "resume with the same options or pass --overwrite to start again")
-    _plugin(loaded, ProgressLine).quiet = quiet
-    loaded.optimizer = make_optimizer(cfg, loaded.model.parameters())
-    loaded.optimizer.load_state_dict(record.optimizer_state)
-    record.optimizer_state = None
-    return loaded, record, start
+
+def _resume(strategy, saved: dict, path: Path, benchmark, cfg: dict) -> int:
+    """The freshly built strategy set to where the checkpoint left it; the experience to start at."""
+    from hemcli.continual import checkpoint
+    from hemcli.continual.hooks import CountedLoss, Record
+
+    return checkpoint.restore(path, saved, strategy, _plugin(strategy, Record), _plugin(strategy, CountedLoss),
+                              benchmark.train_stream, cfg)
 
 
 def _plugin(strategy, kind):

@@ -37,7 +37,7 @@ def plan(paths: Iterable[str | Path], overrides: Mapping[str, object]) -> list[F
     from hemcli.report.files import find_results
     from hemcli.progress import warn
 
-    files = find_results(list(paths), warn=warn)
+    files = find_results(list(paths), warn=warn, refuse_irregular=True)
     if not files:
         raise HemError(f"no result files (*.json) in {', '.join(str(p) for p in paths)}")
     return [_plan_one(path, overrides) for path in files]
@@ -83,15 +83,16 @@ def _readable(recipe: dict) -> dict:
 
 def load_model(item: Finished, data, dm):
     """The run's network with its trained weights, on the device; a HemError when they do not fit."""
-    import torch
-
+    from hemcli.fileio import load_weights_only
     from hemcli.models import build_model
     from hemcli.train import CHECKPOINT_FORMAT, same_run
 
     where = item.checkpoint
     try:
-        state = torch.load(where, map_location="cpu", weights_only=True)
-    except Exception:  # unreadable, truncated or not a weights-only file
+        state = load_weights_only(where)  # a planted pickle builds nothing
+    except OSError as err:
+        raise HemError(f"cannot read checkpoint {where}: {err.strerror or err}") from None
+    except Exception:  # truncated, another format, or a pickle that is not weights-only
         raise HemError(f"cannot read checkpoint {where}: not a hem checkpoint") from None
     if not (isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT and isinstance(state.get("model"), dict)):
         raise HemError(f"cannot read checkpoint {where}: not a hem checkpoint")
@@ -148,11 +149,15 @@ def _longtail_factor(cfg: dict) -> float | None:
 
 
 def check_all(items: list[Finished], cache: DataCache) -> None:
-    """Load every run's data and weights once before anything is measured or written."""
+    """Load every run's data and weights, and open every file its evaluations read (unknown sets,
+    corruption releases), once before anything is measured or written."""
     from hemcli.device import DeviceManager
+    from hemcli.evaluate.suite import preflight
 
     for item in items:
-        load_model(item, cache.get(item.cfg), DeviceManager.from_config({**item.cfg, "device": "cpu"}))
+        data = cache.get(item.cfg)
+        preflight(item.cfg, data)  # item.cfg["eval"]: what this command measures
+        load_model(item, data, DeviceManager.from_config({**item.cfg, "device": "cpu"}))
 
 
 def measure(item: Finished, names: list[str], cache: DataCache, quiet: bool = False) -> dict:

@@ -32,7 +32,7 @@ from hemcli.data.corruptions.mnist_c import MNIST_C_NAMES
 from hemcli.data.corruptions.rgb import RGB_NAMES, SEVERITIES
 from hemcli.errors import HemError
 
-__all__ = ["CorruptionSet", "CorruptionSets", "corruption_names", "corruption_sets"]
+__all__ = ["CorruptionSet", "CorruptionSets", "check_corruption_inputs", "corruption_names", "corruption_sets"]
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,16 @@ def corruption_sets(dataset: str, test_x: torch.Tensor, test_y: torch.Tensor, ro
             return f"released:{folder}", CorruptionSets(loaders)
         cache.warn_once(folder, f"{folder} holds no corruption sets; generating them instead")
     return _generated(dataset, test_x, test_y, seed, samples, workers, progress)
+
+
+def check_corruption_inputs(dataset: str, test_x: torch.Tensor, test_y: torch.Tensor, root: Path | None) -> None:
+    """Open the files ``corruption_sets`` would read -- a released benchmark's arrays, checked by
+    their headers against the test set -- reading no image and generating nothing, so that a bad
+    file fails before a model is trained."""
+    _check(test_x, test_y, 0, None, None)
+    folder = released.release_folder(dataset, root)
+    if folder is not None:
+        released.open_release(dataset, folder, tuple(test_x.shape[2:]), len(test_y), 0, None, None)
 
 
 def _check(test_x, test_y, seed, samples, workers) -> None:

@@ -11,7 +11,9 @@
 
 Every corruption file or folder present is used (for the CIFAR and ImageNet sets the 15 common and
 the 4 extra ones). A sample cap takes the same seeded subset of rows (of files, in sorted order)
-in every set. Arrays are memory-mapped and folders listed only when a set is asked for.
+in every set. Arrays are memory-mapped and folders listed only when a set is asked for; the arrays'
+headers (dtype, shape, count against the clean test set) are checked when the release is opened,
+which reads no image, so a bad file fails before a model is trained or measured.
 """
 from __future__ import annotations
 
@@ -21,12 +23,13 @@ from typing import Callable
 import numpy as np
 
 from hemcli.errors import HemError
+from hemcli.data.checks import check_images
 from hemcli.data.corruptions.mnist_c import MNIST_C_NAMES
 from hemcli.data.corruptions.rgb import RGB_NAMES
 
 RELEASES: dict[str, str] = {
     "mnist": "mnist_c", "cifar10": "CIFAR-10-C", "cifar100": "CIFAR-100-C",
-    "tinyimagenet": "Tiny-ImageNet-C", "imagenet": "ImageNet-C",
+    "tin": "Tiny-ImageNet-C", "imagenet": "ImageNet-C",
 }
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 _SEVERITY_NAMES = {"1", "2", "3", "4", "5"}
@@ -60,9 +63,9 @@ def open_release(dataset: str, folder: Path, size: tuple[int, int], count: int, 
     """(corruption, severity) -> a function reading that set, for the release in ``folder``;
     ``size`` and ``count`` are the clean test images' (H, W) and number."""
     if dataset == "mnist":
-        return _mnist_c(folder, seed, samples)
+        return _mnist_c(folder, size, seed, samples)
     if dataset in ("cifar10", "cifar100"):
-        return _cifar_c(folder, count, seed, samples)
+        return _cifar_c(folder, size, count, seed, samples)
     if class_index is None:
         raise HemError(f"reading {folder} needs the training set's wnid -> label map (class_index)")
     return _image_folders(folder, size, seed, samples, class_index)
@@ -71,21 +74,38 @@ def open_release(dataset: str, folder: Path, size: tuple[int, int], count: int, 
 # ---- MNIST-C ----------------------------------------------------------------------------------
 
 
-def _mnist_c(folder: Path, seed: int, samples: int | None) -> dict[tuple[str, int], Loader]:
+def _mnist_c(folder: Path, size: tuple[int, int], seed: int, samples: int | None) -> dict[tuple[str, int], Loader]:
     names = [d.name for d in folder.iterdir()
              if d.name != "identity" and (d / "test_images.npy").is_file()]
-    return {(name, 1): _mnist_c_loader(folder / name, seed, samples) for name in _ordered(names, MNIST_C_NAMES)}
+    for name in names:
+        _mnist_c_arrays(folder / name, size)
+    return {(name, 1): _mnist_c_loader(folder / name, size, seed, samples) for name in _ordered(names, MNIST_C_NAMES)}
 
 
-def _mnist_c_loader(folder: Path, seed: int, samples: int | None) -> Loader:
+def _mnist_c_arrays(folder: Path, size: tuple[int, int]) -> Array:
+    """A corruption's images (N, H, W) and labels (N,), memory-mapped and checked: H, W the clean
+    test images' ``size``, uint8, one integer label per image."""
+    path = folder / "test_images.npy"
+    stored = _npy(path)
+    images = stored[..., 0] if stored.ndim == 4 and stored.shape[3] == 1 else stored
+    if images.dtype != np.uint8 or images.shape[1:] != tuple(size):
+        raise HemError(f"{path}: found images {stored.dtype} {stored.shape}, expected uint8 "
+                       f"(N, {size[0]}, {size[1]}[, 1])")
+    return images, _labels(folder / "test_labels.npy", (len(images),))
+
+
+def _labels(path: Path, counts: tuple[int, ...]) -> np.ndarray:
+    """The integer labels (n,) of ``path``, memory-mapped, n one of ``counts``."""
+    labels = _npy(path)
+    if labels.dtype.kind not in "iu" or labels.ndim != 1 or len(labels) not in counts:
+        raise HemError(f"{path}: found labels {labels.dtype} {labels.shape}, expected integers "
+                       f"({' or '.join(map(str, counts))},)")
+    return labels
+
+
+def _mnist_c_loader(folder: Path, size: tuple[int, int], seed: int, samples: int | None) -> Loader:
     def load() -> Array:
-        images = _npy(folder / "test_images.npy")
-        labels = _npy(folder / "test_labels.npy")
-        if images.ndim == 4 and images.shape[3] == 1:
-            images = images[..., 0]
-        if images.ndim != 3 or len(labels) != len(images):
-            raise HemError(f"{folder}: expected (N, H, W[, 1]) images and N labels, "
-                           f"found {images.shape} and {labels.shape}")
+        images, labels = _mnist_c_arrays(folder, size)
         rows = subset(len(images), samples, seed)
         return np.asarray(images[rows])[:, None], np.asarray(labels[rows], dtype=np.int64)
 
@@ -103,31 +123,36 @@ def _npy(path: Path) -> np.ndarray:
 # ---- CIFAR-10-C / CIFAR-100-C -----------------------------------------------------------------
 
 
-def _cifar_c(folder: Path, count: int, seed: int, samples: int | None) -> dict[tuple[str, int], Loader]:
+def _cifar_c(folder: Path, size: tuple[int, int], count: int, seed: int,
+             samples: int | None) -> dict[tuple[str, int], Loader]:
     files = {p.stem: p for p in folder.glob("*.npy") if p.stem != "labels"}
     if files and not (folder / "labels.npy").is_file():
         raise HemError(f"{folder} has corruption files but no labels.npy")
     loaders = {}
     for name in _ordered(list(files), RGB_NAMES):
-        rows = _npy(files[name]).shape[0]
-        if rows % count or not 1 <= rows // count <= 5:
-            raise HemError(f"{files[name]} has {rows} images, not 1 to 5 severities of the {count} test images")
+        rows = len(_cifar_c_arrays(files[name], folder / "labels.npy", size, count)[0])
         for severity in range(1, rows // count + 1):
-            loaders[(name, severity)] = _cifar_c_loader(files[name], folder / "labels.npy", severity, count,
+            loaders[(name, severity)] = _cifar_c_loader(files[name], folder / "labels.npy", severity, size, count,
                                                         seed, samples)
     return loaders
 
 
-def _cifar_c_loader(path: Path, labels_path: Path, severity: int, count: int, seed: int,
+def _cifar_c_arrays(path: Path, labels_path: Path, size: tuple[int, int], count: int) -> Array:
+    """A corruption's images (S count, H, W, 3) and labels (S count or count), memory-mapped and
+    checked: S in 1..5 severities of the ``count`` clean test images, H, W their ``size``, uint8."""
+    images = check_images(_npy(path), path, (*size, 3))
+    if len(images) % count or not 1 <= len(images) // count <= 5:
+        raise HemError(f"{path} has {len(images)} images, not 1 to 5 severities of the {count} test images")
+    return images, _labels(labels_path, tuple(dict.fromkeys((len(images), count))))
+
+
+def _cifar_c_loader(path: Path, labels_path: Path, severity: int, size: tuple[int, int], count: int, seed: int,
                     samples: int | None) -> Loader:
     def load() -> Array:
-        images, labels = _npy(path), _npy(labels_path)
+        images, labels = _cifar_c_arrays(path, labels_path, size, count)
         rows = subset(count, samples, seed)
         if len(labels) == len(images):
             labels = labels[(severity - 1) * count: severity * count]
-        if len(labels) != count or images.ndim != 4 or images.shape[3] != 3:
-            raise HemError(f"{path}: expected (S*{count}, H, W, 3) images and S*{count} or {count} "
-                           f"labels, found {images.shape} and {labels.shape}")
         block = images[(severity - 1) * count: severity * count]
         return np.asarray(block[rows]).transpose(0, 3, 1, 2).copy(), np.asarray(labels[rows], dtype=np.int64)
 

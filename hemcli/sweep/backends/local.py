@@ -108,11 +108,25 @@ def start_workers_early() -> None:
 
 def _start_worker(devices, threads: int, sweep: int) -> None:
     _die_with_the_sweep(sweep)
+    _prints_to_stderr()
     device = devices.get()
     if device is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(device)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = str(threads)
+
+
+def _prints_to_stderr() -> None:
+    """The worker's stdout (descriptor and ``sys.stdout``) becomes its stderr: the sweep's stdout is
+    for its report, whatever a library in a run prints, in Python or in C."""
+    import sys
+
+    try:
+        sys.stdout.flush()
+        os.dup2(sys.stderr.fileno(), 1)
+    except (AttributeError, OSError, ValueError):
+        pass
+    sys.stdout = sys.stderr
 
 
 def _die_with_the_sweep(sweep: int) -> None:
