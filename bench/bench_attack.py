@@ -49,7 +49,7 @@ def lenet_and_digits(images: int = IMAGES, steps: int = 60) -> tuple[torch.nn.Mo
 
 
 def _hem(model, x, y) -> tuple[float, torch.Tensor]:
-    from hemcli.evaluate.attack import run_autoattack
+    from hemcli.evaluation.attack import run_autoattack
 
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()

@@ -14,11 +14,11 @@ import time
 
 import torch
 
-from hemcli.batches import TensorBatches
-from hemcli.device import DeviceManager
+from hemcli.engine.batches import TensorBatches
+from hemcli.engine.device import DeviceManager
 from hemcli.losses import build_loss
 from hemcli.models import build_model
-from hemcli.train import train_epoch
+from hemcli.engine.loop import train_epoch
 
 IMAGES, BATCH, CLASSES = 10_000, 128, 10
 

@@ -264,12 +264,12 @@ def _sweep(task, recipe, dataset, arch, loss, epochs, seed, lr, batch_size, devi
     from hemcli.recipes import read_text_inputs
 
     read_text_inputs(recipe, set_)  # hostile YAML refused before any process imports torch
-    from hemcli.sweep.backends import SLURM_CLUSTERS, BackendOptions, make_backend
-    from hemcli.sweep.backends.local import start_workers_early
+    from hemcli.runs.sweep.backends import SLURM_CLUSTERS, BackendOptions, make_backend
+    from hemcli.runs.sweep.backends.local import start_workers_early
 
     if backend == "local" and not dry_run:
         start_workers_early()  # imports only: nothing runs before the whole grid is checked
-    from hemcli import sweep as sweeps
+    from hemcli.runs import sweep as sweeps
 
     if slurm_cluster not in SLURM_CLUSTERS:
         raise HemError(f"unknown --slurm-cluster {slurm_cluster!r}; valid choices: {', '.join(SLURM_CLUSTERS)}")

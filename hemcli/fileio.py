@@ -5,7 +5,9 @@ never end, so a ``*.json`` FIFO in a results folder or a checkpoint path that is
 hem. ``open_regular`` opens without blocking (``O_NONBLOCK``) and checks what it opened (``fstat``),
 so there is no window between a check and the open.
 
-Writing: the operating system's refusals keep their name. A full disk, a quota, a read-only file
+Writing: atomically (``write_atomic``): a temporary file unique to this process in the target's
+folder, flushed to disk, then renamed over the target, so a reader (or a resumed run) sees the old
+file or the new one, never half of one. The operating system's refusals keep their name. A full disk, a quota, a read-only file
 system or a denied permission is the user's to fix, so ``write_failure`` turns it into one line
 (``no space left on device writing checkpoint …``); torch's zip writer wraps the ``OSError`` of a
 failed write in a ``RuntimeError`` that names only its own source file, so ``RecordingWriter`` keeps
@@ -14,9 +16,12 @@ the original for the message.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
+import tempfile
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 from hemcli.errors import HemError
 
@@ -103,6 +108,45 @@ class RecordingWriter:
             self.error = self.error or err
             raise
 
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(path: Path, write: Callable[[BinaryIO], None], what: str = "result") -> None:
+    """Call ``write(handle)`` on a fresh temporary file, then rename it to ``path``."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise write_failure(err, what, path) from None
+    recorder = None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            recorder = RecordingWriter(handle)
+            write(recorder)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a result is as readable as any new file
+        os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise write_failure(err, what, path) from None
+    except Exception:
+        Path(tmp).unlink(missing_ok=True)
+        if recorder is not None and recorder.error is not None:  # a library wrapped the OSError
+            raise write_failure(recorder.error, what, path) from None
+        raise
+    except BaseException:  # Ctrl-C, SIGTERM: no temporary file left behind
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """``data`` as indented JSON; serialised first, so unserialisable data touches no file."""
+    text = json.dumps(data, indent=2, allow_nan=True) + "\n"
+    write_atomic(path, lambda handle: handle.write(text.encode("utf-8")))
 
 def load_weights_only(path: str | Path):
     """A ``torch.save`` file read with ``weights_only=True``: tensors and plain containers only, so a

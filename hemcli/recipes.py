@@ -172,7 +172,7 @@ def _by_loss(block: object, path, schema: Mapping[str, Field]) -> dict[str, dict
 
 
 def recipe_grid(path: str | Path) -> object:
-    """The recipe's ``grid:`` block (``hemcli.sweep.grid`` reads it), or None."""
+    """The recipe's ``grid:`` block (``hemcli.runs.sweep.grid`` reads it), or None."""
     return _read_mapping(path).get(GRID_KEY)
 
 

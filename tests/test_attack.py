@@ -1,4 +1,4 @@
-"""AutoAttack stage by stage (hemcli.evaluate.attack) against torchattacks' own AutoAttack.
+"""AutoAttack stage by stage (hemcli.evaluation.attack) against torchattacks' own AutoAttack.
 
 A small MLP trained for 30 Adam steps on scikit-learn's bundled 8x8 digits, attacked on 40 held-out
 images (36 classified right): APGD-CE and APGD-T break some, the rest survive every stage, so all
@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from hemcli.errors import HemError
-from hemcli.evaluate import attack as aa
-from hemcli.evaluate.attack import (attack_batch, attack_with_logits, autoattack_stages, clear_state,
+from hemcli.evaluation import attack as aa
+from hemcli.evaluation.attack import (attack_batch, attack_with_logits, autoattack_stages, clear_state,
                                     run_autoattack, save_state, settings_key)
 
 torchattacks = pytest.importorskip("torchattacks")
@@ -220,7 +220,7 @@ FRESH = """
 import sys, torch
 sys.path.insert(0, {tests!r})
 from test_attack import digits_model
-from hemcli.evaluate import attack as aa
+from hemcli.evaluation import attack as aa
 torch.set_num_threads(1)
 aa.SQUARE_QUERIES = {queries}
 model, x, y = digits_model()

@@ -218,8 +218,8 @@ def test_the_unknown_sets_read_before_training_are_the_ones_scored(tmp_path):
     import torch
 
     from hemcli.data import ArrayData
-    from hemcli.device import DeviceManager
-    from hemcli.evaluate import suite
+    from hemcli.engine.device import DeviceManager
+    from hemcli.evaluation import suite
     from hemcli.runs.spec import plan_run
 
     fakedata.write_idx(tmp_path / "MNIST" / "raw", "test", fakedata.pattern(30, 28, 28), np.arange(30) % 10)
@@ -240,7 +240,7 @@ def test_the_unknown_sets_read_before_training_are_the_ones_scored(tmp_path):
 
 def test_a_plain_run_opens_no_evaluation_file(tmp_path):
     """eval: clean (the default) reads nothing for the evaluations: a broken unknown set is left alone."""
-    from hemcli.evaluate import suite
+    from hemcli.evaluation import suite
     from hemcli.runs.spec import plan_run
 
     truncated_mnist_test_images(tmp_path)

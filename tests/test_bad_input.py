@@ -50,7 +50,8 @@ def default_recipe() -> dict:
 
 def checkpoint_of_the_default_recipe(root: Path, lr: float | None = None) -> None:
     """A checkpoint at the default run's path; with ``lr``, made by a recipe with that learning rate."""
-    from hemcli.train import Checkpointer, make_optimizer, make_scheduler
+    from hemcli.engine.checkpoint import Checkpointer
+    from hemcli.engine.optim import make_optimizer, make_scheduler
 
     cfg = default_recipe()
     if lr is not None:

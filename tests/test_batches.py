@@ -3,7 +3,7 @@ import itertools
 import pytest
 import torch
 
-from hemcli.batches import LoaderBatches, Shard, TensorBatches, crop_flip, to_unit
+from hemcli.engine.batches import LoaderBatches, Shard, TensorBatches, crop_flip, to_unit
 
 
 def test_batches_cover_every_sample_once():
@@ -97,7 +97,7 @@ class _BadFile(torch.utils.data.Dataset):
 
 
 def test_a_bad_file_read_in_a_worker_is_still_one_line():
-    from hemcli.batches import LoaderBatches
+    from hemcli.engine.batches import LoaderBatches
     from hemcli.errors import HemError
 
     batches = LoaderBatches(_BadFile(), 1, torch.Generator().manual_seed(0), torch.device("cpu"), workers=1)

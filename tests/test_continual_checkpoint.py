@@ -139,7 +139,8 @@ def test_a_torch_file_of_another_structure_is_refused(tmp_path, monkeypatch, cap
 
 def test_a_classify_checkpoint_is_refused(tmp_path, monkeypatch, capsys):
     from hemcli.runs.spec import plan_run
-    from hemcli.train import Checkpointer, make_optimizer, make_scheduler
+    from hemcli.engine.checkpoint import Checkpointer
+    from hemcli.engine.optim import make_optimizer, make_scheduler
 
     def classify_checkpoint(root: Path) -> None:
         cfg = plan_run("classify", None, {"epochs": 1}, [], "results").cfg

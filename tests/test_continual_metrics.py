@@ -1,7 +1,7 @@
 """Continual-learning metrics against values worked out by hand."""
 import pytest
 
-from hemcli.metrics.continual import average_forgetting, backward_transfer, final_accuracy
+from hemcli.metrics.forgetting import average_forgetting, backward_transfer, final_accuracy
 
 # rows: after training experience 0, 1, 2; columns: experience 0, 1, 2 (None: no head yet)
 MATRIX = [[60.0, None, None],

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from hemcli.device import DeviceManager, pick_device, seed_everything
+from hemcli.engine.device import DeviceManager, pick_device, seed_everything
 from hemcli.errors import HemError
 
 

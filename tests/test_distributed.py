@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import REPO, planned_result
-from hemcli.batches import Shard
+from hemcli.engine.batches import Shard
 from hemcli.cli import main
 from hemcli.runs.paths import checkpoint_path
 
@@ -65,9 +65,9 @@ def test_a_ddp_run_resumes_where_a_run_stopped(tmp_path, monkeypatch):
     with the weights of an uninterrupted 2-epoch run."""
     whole, stopped = tmp_path / "whole", tmp_path / "stopped"
     assert main(["classify", *ARGS, "--epochs", "2", "--out", str(whole)]) == 0
-    from hemcli.tasks import classify
+    from hemcli.engine import loop
 
-    real, calls = classify.train_epoch, []
+    real, calls = loop.train_epoch, []
 
     def stop_in_epoch_two(*args, **kwargs):
         calls.append(1)
@@ -75,7 +75,7 @@ def test_a_ddp_run_resumes_where_a_run_stopped(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(classify, "train_epoch", stop_in_epoch_two)
+    monkeypatch.setattr(loop, "train_epoch", stop_in_epoch_two)
     assert main(["classify", *ARGS, "--epochs", "2", "--out", str(stopped)]) == 130
     path = planned_result(stopped, {**FLAGS, "epochs": 2})
     assert not path.exists() and torch.load(checkpoint_path(path), weights_only=True)["epoch"] == 1

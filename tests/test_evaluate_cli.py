@@ -45,9 +45,9 @@ def train(out: Path, *extra: str) -> Path:
 def fewer_square_queries(monkeypatch):
     """Square's 5000 queries over the images the gradient attacks left cost about a minute per batch
     on this CPU; 100 keep the stage in the pipeline (tests/test_attack.py checks the real settings)."""
-    import hemcli.evaluate.attack
+    import hemcli.evaluation.attack
 
-    monkeypatch.setattr(hemcli.evaluate.attack, "SQUARE_QUERIES", 100)
+    monkeypatch.setattr(hemcli.evaluation.attack, "SQUARE_QUERIES", 100)
 
 
 @pytest.fixture(scope="module")

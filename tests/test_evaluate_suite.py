@@ -1,4 +1,4 @@
-"""hemcli.evaluate.suite: how the evaluations are wired -- which sets are scored and grouped, what a
+"""hemcli.evaluation.suite: how the evaluations are wired -- which sets are scored and grouped, what a
 missing real set does, and that the DAR and calibration numbers in a result are the metrics of the
 model's own logits (the metric functions themselves are tested in test_metrics.py)."""
 from __future__ import annotations
@@ -12,8 +12,8 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from hemcli.data import ArrayData
-from hemcli.device import DeviceManager
-from hemcli.evaluate import suite
+from hemcli.engine.device import DeviceManager
+from hemcli.evaluation import suite
 from hemcli.runs.spec import plan_run
 
 
@@ -107,7 +107,7 @@ def test_dar_in_the_result_is_worked_out_from_clean_and_adversarial_logits(monke
     the msp of the correct clean images at index ceil(0.95 k) - 1 of their descending order."""
     import math
 
-    import hemcli.evaluate.attack as attack_module
+    import hemcli.evaluation.attack as attack_module
 
     s = subject(attack_samples=4, attack_norms="[linf]")
     index = suite.attacked_subset(s)

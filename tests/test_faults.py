@@ -174,15 +174,15 @@ def test_sigterm_ends_a_run_like_ctrl_c(tmp_path):
 
 
 def test_what_a_library_prints_during_a_run_goes_to_stderr(tmp_path, monkeypatch):
-    import hemcli.tasks.classify
+    import hemcli.engine.loop
 
-    original = hemcli.tasks.classify.train_epoch
+    original = hemcli.engine.loop.train_epoch
 
     def chatty(*args, **kwargs):
         print("Mapping cpu to cpu")  # what Avalanche's checkpoint loader printed
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(hemcli.tasks.classify, "train_epoch", chatty)
+    monkeypatch.setattr(hemcli.engine.loop, "train_epoch", chatty)
     monkeypatch.chdir(tmp_path)
     code, stdout, stderr = hem("classify", "--arch", "mlp", "--epochs", "2", "--quiet", "--out", "out")
     assert code == 0 and stdout == f"{planned_result('out', {'model.arch': 'mlp', 'epochs': 2})}\n"
@@ -190,12 +190,12 @@ def test_what_a_library_prints_during_a_run_goes_to_stderr(tmp_path, monkeypatch
 
 
 def test_what_a_library_prints_in_a_sweep_worker_goes_to_stderr(tmp_path, monkeypatch, capsys):
-    import hemcli.tasks.classify
+    import hemcli.engine.loop
     from hemcli.runs.execute import sweep_one
     from hemcli.runs.spec import plan_run
 
-    original = hemcli.tasks.classify.train_epoch
-    monkeypatch.setattr(hemcli.tasks.classify, "train_epoch",
+    original = hemcli.engine.loop.train_epoch
+    monkeypatch.setattr(hemcli.engine.loop, "train_epoch",
                         lambda *a, **k: (print("Mapping cpu to cpu"), original(*a, **k))[1])
     assert sweep_one(plan_run("classify", None, {"model.arch": "mlp", "epochs": 1}, [], tmp_path))["status"] == "done"
     out, err = capsys.readouterr()
@@ -220,7 +220,7 @@ def test_a_fifo_among_results_is_skipped_by_report_and_refused_by_evaluate(tmp_p
 
 @pytest.mark.parametrize("content", ["planted", "fifo"])
 def test_an_attack_state_that_is_not_one_builds_nothing_and_blocks_nothing(tmp_path, capsys, content):
-    from hemcli.evaluate.attack import load_state
+    from hemcli.evaluation.attack import load_state
 
     path = tmp_path / ".seed0.attack-linf.pt"
     if content == "fifo":
@@ -290,7 +290,7 @@ def test_a_run_another_sweep_holds_is_waited_for(tmp_path, other_finishes):
     """The other holder finishes the run: counted as done there; it stops without a result: run here."""
     import threading
 
-    from hemcli import sweep as sweeps
+    from hemcli.runs import sweep as sweeps
     from hemcli.runs.lock import RunLock
 
     specs = sweeps.plan("classify", None, {"arch": "mlp", "epochs": "1", "seed": "0-1"}, [], tmp_path / "out")

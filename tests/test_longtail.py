@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hemcli.batches import TensorBatches, epoch_order
+from hemcli.engine.batches import TensorBatches, epoch_order
 from hemcli.cli import main
 from hemcli.data import load_digits
 from hemcli.losses import build_loss
@@ -90,7 +90,7 @@ def test_shots_by_hand():
     0,1 | 1,1 | 0,2 for labels 0,0 | 1,1 | 2,2 are 50%, 100% and 50% right."""
     from types import SimpleNamespace
 
-    from hemcli.evaluate.suite import shots
+    from hemcli.evaluation.suite import shots
 
     labels = torch.tensor([0, 0, 1, 1, 2, 2])
     logits = F.one_hot(torch.tensor([0, 1, 1, 1, 0, 2]), 3).float()

@@ -11,7 +11,7 @@ from hemcli.data import dataset_info
 from hemcli.models import build_model
 from hemcli.recipes import resolve
 from hemcli.tasks import classify
-from hemcli.train import make_optimizer, make_scheduler
+from hemcli.engine.optim import make_optimizer, make_scheduler
 
 RECIPES = REPO / "recipes" / "classify"
 

@@ -1,4 +1,4 @@
-from hemcli.results import build_result, git_commit
+from hemcli.runs.record import build_result, git_commit
 
 CFG = {"task": "classify", "dataset": {"name": "digits"}, "model": {"arch": "lenet"},
        "loss": {"name": "hem-"}, "seed": 3}

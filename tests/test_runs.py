@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from hemcli.errors import HemError
-from hemcli.runs.files import write_atomic, write_json_atomic
+from hemcli.fileio import write_atomic, write_json_atomic
 from hemcli.runs.lock import RunLock
 from hemcli.runs.paths import check_output, checkpoint_path, lock_path
 

@@ -14,7 +14,7 @@ import fakeseg
 from conftest import needs_shared
 from hemcli.cli import main
 from hemcli.data.segmentation import SegmentationData, load_shapes
-from hemcli.device import DeviceManager
+from hemcli.engine.device import DeviceManager
 from hemcli.errors import HemError
 from hemcli.recipes import resolve
 from hemcli.tasks import segment
@@ -85,9 +85,9 @@ def test_predictions_are_cropped_back_and_every_pixel_lands_where_it_was():
 
 
 def test_train_pixel_accuracy_leaves_out_ignored_pixels():
-    from hemcli.batches import TensorBatches
+    from hemcli.engine.batches import TensorBatches
     from hemcli.losses import build_loss
-    from hemcli.train import train_epoch
+    from hemcli.engine.loop import train_epoch
 
     masks = torch.tensor([[[0, 1], [1, 7]], [[7, 7], [0, 0]]])  # 7 ignored: 5 counted pixels
     images = torch.zeros(2, 3, 2, 2)
@@ -147,7 +147,7 @@ def test_each_paper_recipe_is_table_7s(dataset, encoder):
 
 @pytest.mark.parametrize("encoder", ENCODERS)
 def test_each_paper_encoder_builds_an_fpn_that_keeps_the_input_size(encoder):
-    from hemcli.segment.model import build_segmenter
+    from hemcli.models.segmentation import build_segmenter
 
     net = build_segmenter("fpn", encoder, 11).eval()
     with torch.no_grad():
@@ -161,7 +161,7 @@ def test_encoder_weights_that_cannot_be_fetched_are_one_line(monkeypatch):
         raise OSError("We couldn't connect to 'https://huggingface.co'")  # what the hub raises, in short
 
     monkeypatch.setattr(smp, "FPN", offline)
-    from hemcli.segment.model import build_segmenter
+    from hemcli.models.segmentation import build_segmenter
     with pytest.raises(HemError, match="cannot load imagenet weights for encoder resnet34: .*network"):
         build_segmenter("fpn", "resnet34", 11, "imagenet")
 

@@ -16,8 +16,8 @@ import pytest
 from scipy import stats
 
 from hemcli import cli
-from hemcli.sweep.backends import BackendOptions
-from hemcli.sweep.backends.on_slurm import slurm_minutes, slurm_parameters
+from hemcli.runs.sweep.backends import BackendOptions
+from hemcli.runs.sweep.backends.on_slurm import slurm_minutes, slurm_parameters
 
 # One CPU thread per run on every backend: a different thread count sums in another order.
 GRID = ["classify", "--loss", "ce,hem", "--seed", "0-2", "--set", "loss.params.M=500,2000", "--epochs", "3",
@@ -133,11 +133,12 @@ def test_killed_with_sigkill_and_run_again_ends_with_the_same_files(reference, t
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     # Mid-way, and mid-run: a result written, and a run with a checkpoint but no result yet.
+    helpers = set()  # the fork server and the workers, known before the kill (then they are init's)
     while process.poll() is None and time.monotonic() < deadline and not (
             len(list(out.rglob("seed*.json"))) >= 1 and interrupted_runs(out)):
-        time.sleep(0.01)
-    helpers = descendants(process.pid)  # the fork server and the workers
-    os.kill(process.pid, signal.SIGKILL)  # the sweep only: its workers must die with it
+        helpers |= descendants(process.pid)
+        time.sleep(0.005)
+    os.kill(process.pid, signal.SIGKILL)  # at once (a digits run lasts 0.3 s): its workers must die with it
     process.wait()
     assert_gone(helpers)
     finished = {p: p.read_bytes() for p in out.rglob("seed*.json")}
@@ -253,7 +254,7 @@ def test_the_sbatch_script_of_a_sweep(tmp_path, monkeypatch):
 
 
 def test_local_workers_split_the_cores(monkeypatch):
-    from hemcli.sweep.backends import local as backends
+    from hemcli.runs.sweep.backends import local as backends
 
     monkeypatch.setattr(backends, "cpu_count", lambda: 16)
     monkeypatch.setattr(backends, "_cuda_count", lambda: 0)
@@ -265,7 +266,7 @@ def test_local_workers_split_the_cores(monkeypatch):
 
 def test_remote_workers_get_absolute_folders(tmp_path, monkeypatch):
     from hemcli.runs.spec import plan_run
-    from hemcli.sweep.backends import anchored
+    from hemcli.runs.sweep.backends import anchored
 
     monkeypatch.chdir(tmp_path)
     spec = plan_run("classify", None, {"dataset.root": "data"}, [], "results")

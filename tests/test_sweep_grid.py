@@ -1,9 +1,9 @@
-"""hemcli.sweep.grid and sweep planning: lists, ranges, grid files, loss parameters, bad input."""
+"""hemcli.runs.sweep.grid and sweep planning: lists, ranges, grid files, loss parameters, bad input."""
 import pytest
 
-from hemcli import sweep
+from hemcli.runs import sweep
 from hemcli.errors import HemError
-from hemcli.sweep.grid import expand_range, flag_axis, merge_axes, set_axis, split_values
+from hemcli.runs.sweep.grid import expand_range, flag_axis, merge_axes, set_axis, split_values
 
 NO_FLAGS = {}
 

@@ -3,10 +3,12 @@ import os
 import pytest
 import torch
 
-from hemcli.device import DeviceManager
+from hemcli.engine.device import DeviceManager
 from hemcli.errors import HemError
-from hemcli.batches import TensorBatches
-from hemcli.train import Checkpointer, lr_factor, make_optimizer, make_scheduler, train_epoch
+from hemcli.engine.batches import TensorBatches
+from hemcli.engine.checkpoint import Checkpointer
+from hemcli.engine.loop import train_epoch
+from hemcli.engine.optim import lr_factor, make_optimizer, make_scheduler
 
 
 def test_train_loss_is_the_mean_over_samples_not_batches():

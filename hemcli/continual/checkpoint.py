@@ -56,7 +56,7 @@ def capture(strategy, record, counted) -> dict:
 
 
 def write(path: Path, strategy, record, counted) -> None:
-    from hemcli.runs.files import write_atomic
+    from hemcli.fileio import write_atomic
 
     state = capture(strategy, record, counted)
     write_atomic(path, lambda handle: torch.save(state, handle), what="checkpoint")
@@ -65,7 +65,7 @@ def write(path: Path, strategy, record, counted) -> None:
 def read(path: Path, recipe: dict) -> dict:
     """The checkpoint at ``path``, checked to be one of a run of ``recipe``; a HemError otherwise."""
     from hemcli.fileio import load_weights_only
-    from hemcli.train import same_run
+    from hemcli.runs.condition import same_run
 
     try:
         state = load_weights_only(path)  # a regular file, tensors and plain containers only
@@ -99,7 +99,7 @@ def _restore(state: dict, strategy, record, counted, train_stream, recipe: dict)
     from avalanche.models.dynamic_modules import avalanche_model_adaptation
 
     from hemcli.continual import plugin_state
-    from hemcli.train import make_optimizer
+    from hemcli.engine.optim import make_optimizer
 
     done, saved = state["experiences_done"], state["record"]
     if not (1 <= done < len(train_stream) and len(saved["matrix"]) == len(saved["seconds"]) == done):

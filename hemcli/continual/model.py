@@ -10,7 +10,7 @@ from avalanche.models import MultiHeadClassifier, MultiTaskModule
 from avalanche.models.base_model import BaseModel
 from torch import nn
 
-from hemcli.batches import to_unit
+from hemcli.engine.batches import to_unit
 
 
 class MLP(nn.Module):

@@ -3,7 +3,7 @@
 Sets that fit in memory load as an ``ArrayData`` of tensors: the training images as stored (uint8
 for the colour sets, float in [0, 1] for the MNIST family), the test images as float in [0, 1].
 The training loop moves them to the device once and batches and augments them there
-(airbench-style, ``hemcli.batches``). ImageNet is too large for that: it loads as a ``StreamData``
+(airbench-style, ``hemcli.engine.batches``). ImageNet is too large for that: it loads as a ``StreamData``
 of two ImageFolders, streamed through a DataLoader with workers.
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ class ArrayData:
     # The class counts of the whole training set when this is a ``limited`` part of it
     full_counts: list[int] | None = None
     # The real unknown sets by name (None: absent), found and read before training when the run
-    # measures ``ood`` (``hemcli.evaluate.suite.preflight``), so a bad file fails before it trains
+    # measures ``ood`` (``hemcli.evaluation.suite.preflight``), so a bad file fails before it trains
     real_unknown: dict | None = None
 
     @property
@@ -59,12 +59,12 @@ class StreamData:
 
     @property
     def train_y(self) -> torch.Tensor:
-        from hemcli.batches import targets_of
+        from hemcli.engine.batches import targets_of
         return targets_of(self.train)
 
     @property
     def test_y(self) -> torch.Tensor:
-        from hemcli.batches import targets_of
+        from hemcli.engine.batches import targets_of
         return targets_of(self.test)
 
     def class_counts(self) -> list[int]:

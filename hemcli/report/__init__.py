@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from hemcli.errors import HemError
-from hemcli.report.files import find_results, load_results, print_to_stderr
+from hemcli.report.reading import find_results, load_results, print_to_stderr
 from hemcli.report.render import FORMATS, check_format, render
 from hemcli.report.table import (BASELINE_LOSS, MISSING, MetricSummary, Row, build_rows, lower_is_better,
                                  summarize)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from hemcli.errors import HemError
 from hemcli.report.table import CONFIDENCE, FEW_RUNS, FIXED_COLUMNS, MISSING, Row
 from hemcli.runs.condition import spell
-from hemcli.runs.files import write_atomic
+from hemcli.fileio import write_atomic
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from hemcli.errors import HemError, unknown_name
-from hemcli.report.files import is_number
+from hemcli.report.reading import is_number
 from hemcli.runs.condition import canonical, condition_of, short_names, spell
 
 SUPPORTED_SCHEMA_VERSIONS = (1,)

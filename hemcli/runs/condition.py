@@ -139,3 +139,8 @@ def label(shown: Mapping[str, object], universe: Iterable[str]) -> str:
             break
         kept.append(part)
     return ",".join([*kept, "etc"])
+
+
+def same_run(saved: dict, recipe: dict) -> bool:
+    """The same condition and seed: a run may resume on another device, data folder or machine."""
+    return canonical(condition_of(saved)) == canonical(condition_of(recipe)) and saved.get("seed") == recipe.get("seed")

@@ -13,13 +13,13 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from hemcli import distributed
+from hemcli.engine import distributed
 from hemcli.errors import HemError
-from hemcli.runs.files import write_json_atomic
+from hemcli.fileio import write_json_atomic
 from hemcli.runs.lock import RunLock, RunTaken
 from hemcli.runs.paths import (ResultExists, attack_state_path, check_output, checkpoint_path,
                                remove_attack_states)
-from hemcli.runs.spec import RunSpec, task_module
+from hemcli.runs.spec import RunSpec, task_info
 
 
 def train(spec: RunSpec, *, overwrite: bool = False, resume: bool = False, quiet: bool = False) -> dict | None:
@@ -27,7 +27,7 @@ def train(spec: RunSpec, *, overwrite: bool = False, resume: bool = False, quiet
 
     In a data-parallel run (torchrun) every process trains, but only rank 0 takes the lock and
     writes checkpoints and the result; the others return None."""
-    task = task_module(spec.task)
+    task = task_info(spec.task)
     path, checkpoint = spec.path, checkpoint_path(spec.path)
     check_output(path, overwrite, resume)
     prepared = task.setup(spec.cfg)
@@ -42,12 +42,12 @@ def train(spec: RunSpec, *, overwrite: bool = False, resume: bool = False, quiet
         if overwrite and not resume:
             checkpoint.unlink(missing_ok=True)
             remove_attack_states(path)
-        result = task.run(spec.cfg, checkpoint=checkpoint, resume=resume, quiet=quiet, prepared=prepared,
-                          attack_state=lambda norm: attack_state_path(path, norm))
+        attacks = {"attack_state": lambda norm: attack_state_path(path, norm)} if task.resumable_attacks else {}
+        result = task.run(spec.cfg, checkpoint=checkpoint, resume=resume, quiet=quiet, prepared=prepared, **attacks)
         result = {**result, "run": spec.name, "condition": spec.condition}
         write_json_atomic(path, result)
         remove_attack_states(path)
-        if not getattr(task, "KEEP_CHECKPOINT", True):
+        if not task.keep_checkpoint:
             checkpoint.unlink(missing_ok=True)
     return result
 

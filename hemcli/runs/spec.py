@@ -6,7 +6,6 @@ it prints for that run (``--dry-run``, and the rerun line of a failure) mean exa
 """
 from __future__ import annotations
 
-import importlib
 import json
 import re
 import shlex
@@ -18,8 +17,6 @@ from hemcli import recipes, values
 from hemcli.errors import HemError, unknown_name
 from hemcli.runs import condition as conditions
 
-TASKS = {"classify": "hemcli.tasks.classify", "longtail": "hemcli.tasks.longtail",
-         "continual": "hemcli.tasks.continual", "segment": "hemcli.tasks.segment"}
 # Flags are shorthand for recipe keys (`--lr 0.1` is `--set optim.lr=0.1`); names and paths stay text.
 FLAG_KEYS = {"dataset": "dataset.name", "arch": "model.arch", "loss": "loss.name", "epochs": "epochs",
              "seed": "seed", "lr": "optim.lr", "batch_size": "batch_size", "device": "device",
@@ -36,9 +33,6 @@ LIST_FLAGS = ("eval", "scores")
 # a command says what it runs
 _ALWAYS_SHOWN = ("dataset.name", "model.arch", "loss.name", "seed", "benchmark.name", "strategy.name",
                  "model.encoder")
-# The keys that name a run's folders, and those that pick a paper recipe, unless a task names its own
-PATH_KEYS = ("dataset.name", "model.arch", "loss.name")
-RECIPE_KEYS = ("dataset.name", "model.arch")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]")
 
 
@@ -63,10 +57,11 @@ class RunSpec:
         return shlex.join([*self.command, *extra])
 
 
-def task_module(name: str):
-    if name not in TASKS:
-        raise unknown_name("task", name, TASKS)
-    return importlib.import_module(TASKS[name])
+def task_info(name: str):
+    """The task's ``TaskInfo`` (``hemcli.tasks``), imported here: it brings torch."""
+    from hemcli.tasks import task_info as info
+
+    return info(name)
 
 
 # The paper's recipes, one per (dataset, arch) pair: recipes/<task>/<dataset>-<arch>.yaml of a checkout
@@ -75,8 +70,8 @@ RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 def paper_recipe(task: str, flags: Mapping[str, object]) -> Path | None:
     """The paper's recipe for what the flags name, where there is one: ``<dataset>-<arch>.yaml``
-    (``<benchmark>-<strategy>.yaml`` for ``continual``, its ``RECIPE_KEYS``); every part named."""
-    names = [flags.get(key) for key in getattr(task_module(task), "RECIPE_KEYS", RECIPE_KEYS)]
+    (``<benchmark>-<strategy>.yaml`` for ``continual``: the task's ``recipe_keys``); every part named."""
+    names = [flags.get(key) for key in task_info(task).recipe_keys]
     if not all(isinstance(name, str) for name in names):
         return None
     path = RECIPES / task / f"{'-'.join(names)}.yaml"
@@ -98,15 +93,15 @@ def plan_run(task: str, recipe: str | Path | None, flags: Mapping[str, object], 
     ``drop_foreign_params``: leave out loss parameters the run's loss does not take (a sweep over
     several losses), instead of refusing them.
     """
-    module = task_module(task)
-    schema, complete = module.schema(), getattr(module, "complete", lambda cfg: cfg)
+    info = task_info(task)
+    schema, complete = info.schema(), info.complete
     recipe = recipe if recipe is not None else paper_recipe(task, flags)
     cfg = complete(recipes.resolve(schema, task, recipe, flags, list(sets)))
     cfg["loss"]["params"] = _loss_params(cfg["loss"], drop_foreign_params)
     raw_base = complete(recipes.resolve(schema, task, recipe))
     base = {**raw_base, "loss": {**raw_base["loss"], "params": _loss_params(raw_base["loss"], True)}}
     condition = _condition_record(cfg, base)
-    folders = _folders(cfg, getattr(module, "PATH_KEYS", PATH_KEYS))
+    folders = _folders(cfg, info.path_keys)
     name = Path(*folders, f"{condition['label']}--{condition['id']}", f"seed{cfg['seed']}")
     command = command_line(task, recipe, schema, cfg, raw_base, out)
     return RunSpec(task, cfg, Path(out), name.as_posix(), condition, tuple(command))

@@ -1,30 +1,30 @@
 """``hem classify``: train a classifier with loss X on a balanced dataset, then measure it as the
-recipe's ``eval`` says (clean, shots, corrupt, ood, attack, calibration; ``hemcli.evaluate``).
+recipe's ``eval`` says (clean, shots, corrupt, ood, attack, calibration; ``hemcli.evaluation``).
 
 ``run(cfg, ...) -> dict`` is the whole task and needs no command line; the Typer command only
 resolves the recipe and writes the result it returns.
 """
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
 import torch
 import torch.utils.data
 
-from hemcli import distributed
-from hemcli.batches import LoaderBatches, TensorBatches
 from hemcli.data import DATASETS, StreamData, dataset_info, limited, load_dataset
-from hemcli.device import DeviceManager, seed_everything
-from hemcli.evaluate.suite import Subject, evaluate, evaluation_fields
-from hemcli.errors import HemError, RunFailed
+from hemcli.engine import distributed
+from hemcli.engine.batches import LoaderBatches, TensorBatches
+from hemcli.engine.device import DeviceManager
+from hemcli.engine.fields import common_fields
+from hemcli.engine.loop import TrainParts, fit
+from hemcli.engine.predict import accuracy
+from hemcli.errors import HemError
+from hemcli.evaluation.suite import Subject, evaluate, evaluation_fields
 from hemcli.models import ARCHS, build_model, count_parameters
-from hemcli.progress import Progress, warn
+from hemcli.progress import Progress
 from hemcli.recipes import Field
-from hemcli.results import build_result, environment
-from hemcli.train import (Checkpointer, accuracy, common_fields, make_optimizer, make_scheduler,
-                          train_epoch)
+from hemcli.runs.record import build_result, environment
 
 def schema() -> dict[str, Field]:
     return {
@@ -52,7 +52,7 @@ FROM_LOGITS = ("clean", "shots", "calibration")
 
 def check(cfg: dict) -> None:
     """The checks that need neither the data nor the device (``hem sweep`` makes them for every run)."""
-    from hemcli.evaluate.suite import evaluation_names
+    from hemcli.evaluation.suite import evaluation_names
     from hemcli.losses import check_loss
     from hemcli.models import ARCHS
 
@@ -92,60 +92,37 @@ def setup(cfg: dict, reshape=None):
     data = limited(reshape(data) if reshape else data, cfg["dataset"]["limit"])
     loss_fn = build_loss(loss["name"], num_classes=data.num_classes, class_counts=data.class_counts(),
                          **loss["params"])
-    from hemcli.evaluate.suite import preflight
+    from hemcli.evaluation.suite import preflight
     preflight(cfg, data)  # the files the evaluations will read, checked before any folder is made
     return dm, data, loss_fn
 
 
 def run(cfg: dict, checkpoint: Path | None = None, resume: bool = False, quiet: bool = False,
         prepared=None, attack_state=None) -> dict | None:
-    """Train and evaluate as ``cfg`` says; returns the result record (see ``hemcli.results``), or
-    None on the ranks other than 0 of a data-parallel run (``hemcli.distributed``).
+    """Train and evaluate as ``cfg`` says; returns the result record (see ``hemcli.runs.record``), or
+    None on the ranks other than 0 of a data-parallel run (``hemcli.engine.distributed``).
 
     ``attack_state(norm) -> Path``: where an AutoAttack keeps its finished batches, so a run killed
     during its attack resumes there (``--resume``) instead of attacking again from the start."""
-    seed_everything(cfg["seed"], cfg["deterministic"])
+    from hemcli.runs.condition import same_run
+
     dm, data, loss_fn = prepared or setup(cfg)
-    shard = distributed.start(dm.device)
-    net = dm.prepare_model(build_model(cfg["model"]["arch"], data.input_shape, data.num_classes,
-                                       pretrained=cfg["model"]["pretrained"]))
-    model = distributed.wrap(net, dm.device)
-    optimizer, generator = make_optimizer(cfg, net.parameters()), torch.Generator().manual_seed(cfg["seed"])
-    scheduler = make_scheduler(cfg, optimizer)
-    batches = training_batches(data, cfg, dm, generator, shard)
-    saver = Checkpointer(checkpoint, cfg) if checkpoint else None
-    history, start = [], 1
-    state = saver.load() if saver and resume else None
-    if saver and resume and state is None and shard.rank == 0:
-        warn(f"no checkpoint at {checkpoint}; starting from epoch 1")
-    if state:
-        saver.restore(state, net, optimizer, scheduler, generator)
-        history, start = state["history"], state["epoch"] + 1
-    progress = Progress(cfg["epochs"], quiet or shard.rank != 0)
-    progress.say(f"{cfg['task']} {cfg['dataset']['name']} {cfg['model']['arch']} loss={cfg['loss']['name']} "
-                 f"seed={cfg['seed']} on {dm.device}" + (f" x{shard.world} processes" if shard.world > 1 else "")
-                 + (f", resuming at epoch {start}" if state else ""))
-    began = time.perf_counter()
-    for epoch in range(start, cfg["epochs"] + 1):
-        tick = time.perf_counter()
-        loss, train_acc = train_epoch(model, loss_fn, batches, optimizer, dm,
-                                      lambda i, n: progress.batch(epoch, i, n))
-        seconds = time.perf_counter() - tick
-        if not math.isfinite(loss):
-            kept = (f"last good checkpoint (epoch {history[-1]['epoch']}) kept at {checkpoint}"
-                    if saver and history else "no checkpoint was written yet")
-            raise RunFailed(f"loss became {loss} in epoch {epoch}; stopped, {kept}")
-        lr = optimizer.param_groups[0]["lr"]
-        scheduler.step()
-        test_acc = test_accuracy(net, data, dm, shard, cfg)
-        history.append({"epoch": epoch, "train_loss": loss, "train_accuracy": train_acc,
-                        "test_accuracy": test_acc, "lr": lr, "seconds": seconds})
-        progress.epoch(epoch, seconds, loss=loss, train=train_acc, test=test_acc)
-        if saver and shard.rank == 0:
-            saver.save(epoch, net, optimizer, scheduler, generator, history)
-    if shard.rank != 0:
+
+    def build(generator: torch.Generator) -> TrainParts:
+        shard = distributed.start(dm.device)
+        net = dm.prepare_model(build_model(cfg["model"]["arch"], data.input_shape, data.num_classes,
+                                           pretrained=cfg["model"]["pretrained"]))
+        heading = (f"{cfg['task']} {cfg['dataset']['name']} {cfg['model']['arch']} loss={cfg['loss']['name']} "
+                   f"seed={cfg['seed']} on {dm.device}" + (f" x{shard.world} processes" if shard.world > 1 else ""))
+        return TrainParts(net, loss_fn, training_batches(data, cfg, dm, generator, shard), heading,
+                          measure=lambda trained: {"test_accuracy": test_accuracy(trained, data, dm, shard, cfg)},
+                          shown={"train_accuracy": "train", "test_accuracy": "test"},
+                          model=distributed.wrap(net, dm.device), rank=shard.rank)
+
+    fitted = fit(build, cfg, dm, checkpoint, resume, quiet, same_run)
+    if fitted.parts.rank != 0:
         return None
-    return _measured(net, data, cfg, dm, quiet, attack_state, history, began)
+    return _measured(fitted.parts.net, data, cfg, dm, quiet, attack_state, fitted.history, fitted.began)
 
 
 def _measured(net, data, cfg, dm, quiet, attack_state, history, began) -> dict:

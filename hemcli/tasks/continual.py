@@ -7,7 +7,7 @@ loss rebuilt from the class counts seen so far, progress, and the record a check
 After each training experience every experience's test set is measured: the accuracy matrix. The
 result's metrics: ``final_accuracy`` (on the union of all test sets after the last experience, the
 paper's metric), ``last_experience_accuracy`` (the last experience's own), ``average_forgetting`` and
-``backward_transfer`` (``hemcli.metrics.continual``); ``result["continual"]`` holds the matrix.
+``backward_transfer`` (``hemcli.metrics.forgetting``); ``result["continual"]`` holds the matrix.
 A checkpoint (hem's own, ``hemcli.continual.checkpoint``: tensors and plain values, read with
 ``weights_only=True``) is written after every experience but the last (whose result file supersedes
 it), so ``--resume`` starts again at the experience a run was killed in, with the same model,
@@ -27,13 +27,7 @@ import torch
 from hemcli.errors import HemError
 from hemcli.recipes import Field
 
-# the keys of a continual recipe that name the folders of its result path, and pick a paper recipe
-PATH_KEYS = ("benchmark.name", "strategy.name", "loss.name")
-RECIPE_KEYS = ("benchmark.name", "strategy.name")
 EVAL_BATCH = 1024
-# Nothing measures a finished run again (the result holds the matrix), and the checkpoint (a replay
-# buffer included) is only for resuming: it goes once the result is written.
-KEEP_CHECKPOINT = False
 
 
 def _strategies():
@@ -53,7 +47,7 @@ def _archs():
 
 def schema() -> dict[str, Field]:
     from hemcli.continual.benchmarks import SCENARIOS
-    from hemcli.train import common_fields
+    from hemcli.engine.fields import common_fields
 
     common = common_fields()
     shared = {key: common[key] for key in ("loss.name", "loss.params", "optim.name", "optim.lr", "optim.momentum",
@@ -116,7 +110,7 @@ def setup(cfg: dict):
     """The device and the stream of experiences (the data loaded, checked; nothing written)."""
     from hemcli.continual.benchmarks import benchmark_info, build_stream, scenario_of
     from hemcli.data import limited, load_dataset
-    from hemcli.device import DeviceManager
+    from hemcli.engine.device import DeviceManager
 
     complete(cfg)
     check(cfg)
@@ -160,7 +154,7 @@ def build_strategy(cfg: dict, stream, dm, quiet: bool):
     from hemcli.continual.hooks import CountedLoss, ProgressLine, Record
     from hemcli.continual.model import build_network
     from hemcli.continual.strategies import STRATEGIES, strategy_params
-    from hemcli.train import make_optimizer
+    from hemcli.engine.optim import make_optimizer
 
     shape = tuple(stream.experiences[0].train_x.shape[1:])
     model = build_network(cfg["model"]["arch"], shape, stream.heads, stream.outputs, cfg["model"]["hidden"],
@@ -207,14 +201,14 @@ def test_accuracies(model, stream, device) -> list[float | None]:
 
 
 def run(cfg: dict, checkpoint: Path | None = None, resume: bool = False, quiet: bool = False,
-        prepared=None, attack_state=None) -> dict:
+        prepared=None) -> dict:
     with contextlib.redirect_stdout(sys.stderr):  # stdout is for the result path (| xargs hem report)
         return _run(cfg, checkpoint, resume, quiet, prepared)
 
 
 def _run(cfg: dict, checkpoint: Path | None, resume: bool, quiet: bool, prepared) -> dict:
     from hemcli.continual.benchmarks import avalanche_benchmark
-    from hemcli.device import seed_everything
+    from hemcli.engine.device import seed_everything
     from hemcli.progress import Progress
 
     seed_everything(cfg["seed"], cfg["deterministic"])
@@ -280,9 +274,9 @@ def _plugin(strategy, kind):
 
 
 def _result(cfg: dict, stream, strategy, record, dm, began: float) -> dict:
-    from hemcli.metrics.continual import average_forgetting, backward_transfer, final_accuracy
+    from hemcli.metrics.forgetting import average_forgetting, backward_transfer, final_accuracy
     from hemcli.models import count_parameters
-    from hemcli.results import build_result, environment
+    from hemcli.runs.record import build_result, environment
     from hemcli.continual.hooks import CountedLoss
     import avalanche
 

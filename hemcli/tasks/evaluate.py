@@ -34,7 +34,7 @@ class Finished:
 
 def plan(paths: Iterable[str | Path], overrides: Mapping[str, object]) -> list[Finished]:
     """Every check that needs no model: the results, their checkpoints and the new recipe keys."""
-    from hemcli.report.files import find_results
+    from hemcli.report.reading import find_results
     from hemcli.progress import warn
 
     files = find_results(list(paths), warn=warn, refuse_irregular=True)
@@ -49,9 +49,9 @@ MEASURABLE = ("classify", "longtail")
 
 def _plan_one(path: Path, overrides: Mapping[str, object]) -> Finished:
     from hemcli import recipes
-    from hemcli.report.files import read_result
+    from hemcli.report.reading import read_result
     from hemcli.runs.paths import check_writable_folder, checkpoint_path
-    from hemcli.runs.spec import task_module
+    from hemcli.tasks import task_info
 
     result, reason = read_result(path)
     if result is None:
@@ -65,7 +65,7 @@ def _plan_one(path: Path, overrides: Mapping[str, object]) -> Finished:
                        "weights are needed to measure it again")
     check_writable_folder(path.parent)
     try:
-        cfg = recipes.resolve(task_module(task).schema(), task, flags=overrides, base=_readable(result["recipe"]))
+        cfg = recipes.resolve(task_info(task).schema(), task, flags=overrides, base=_readable(result["recipe"]))
     except HemError as err:
         raise HemError(f"{path}: {err}") from None
     return Finished(path, result, cfg)
@@ -73,7 +73,7 @@ def _plan_one(path: Path, overrides: Mapping[str, object]) -> Finished:
 
 def _readable(recipe: dict) -> dict:
     """A finished run's recipe, its legacy evaluation names read as today's."""
-    from hemcli.evaluate.suite import evaluation_names
+    from hemcli.evaluation.suite import evaluation_names
 
     recipe = dict(recipe)
     if isinstance(recipe.get("eval"), list):
@@ -85,7 +85,8 @@ def load_model(item: Finished, data, dm):
     """The run's network with its trained weights, on the device; a HemError when they do not fit."""
     from hemcli.fileio import load_weights_only
     from hemcli.models import build_model
-    from hemcli.train import CHECKPOINT_FORMAT, same_run
+    from hemcli.engine.checkpoint import CHECKPOINT_FORMAT
+    from hemcli.runs.condition import same_run
 
     where = item.checkpoint
     try:
@@ -151,8 +152,8 @@ def _longtail_factor(cfg: dict) -> float | None:
 def check_all(items: list[Finished], cache: DataCache) -> None:
     """Load every run's data and weights, and open every file its evaluations read (unknown sets,
     corruption releases), once before anything is measured or written."""
-    from hemcli.device import DeviceManager
-    from hemcli.evaluate.suite import preflight
+    from hemcli.engine.device import DeviceManager
+    from hemcli.evaluation.suite import preflight
 
     for item in items:
         data = cache.get(item.cfg)
@@ -162,10 +163,10 @@ def check_all(items: list[Finished], cache: DataCache) -> None:
 
 def measure(item: Finished, names: list[str], cache: DataCache, quiet: bool = False) -> dict:
     """Measure ``item`` with ``names`` and rewrite its result; returns the new result."""
-    from hemcli.device import DeviceManager, seed_everything
-    from hemcli.evaluate.suite import Subject, evaluate
-    from hemcli.report.files import read_result
-    from hemcli.runs.files import write_json_atomic
+    from hemcli.engine.device import DeviceManager, seed_everything
+    from hemcli.evaluation.suite import Subject, evaluate
+    from hemcli.report.reading import read_result
+    from hemcli.fileio import write_json_atomic
     from hemcli.runs.lock import RunLock
     from hemcli.runs.paths import attack_state_path, remove_attack_states
 
@@ -188,8 +189,8 @@ def measure(item: Finished, names: list[str], cache: DataCache, quiet: bool = Fa
 def merged(result: dict, cfg: dict, names: list[str], metrics: dict, details: dict, seconds: dict,
            device: dict) -> dict:
     """``result`` with the new measurements; every field it had is kept."""
-    from hemcli.evaluate.suite import evaluation_names
-    from hemcli.results import environment
+    from hemcli.evaluation.suite import evaluation_names
+    from hemcli.runs.record import environment
 
     done = evaluation_names([*_readable(result["recipe"]).get("eval", []), *names])
     timings = dict(result.get("timings") or {})

@@ -13,17 +13,13 @@ history) carries the validation split's mean IoU.
 from __future__ import annotations
 
 import functools
-import math
 import time
 from pathlib import Path
 
 import torch
 
-from hemcli.errors import HemError, RunFailed
+from hemcli.errors import HemError
 from hemcli.recipes import Field
-
-PATH_KEYS = ("dataset.name", "model.encoder", "loss.name")
-RECIPE_KEYS = ("dataset.name", "model.encoder")
 
 
 def _datasets():
@@ -32,17 +28,17 @@ def _datasets():
 
 
 def _encoders():
-    from hemcli.segment.model import ENCODERS
+    from hemcli.models.segmentation import ENCODERS
     return list(ENCODERS)
 
 
 def _archs():
-    from hemcli.segment.model import ARCHS
-    return list(ARCHS)
+    from hemcli.models.segmentation import SEGMENTATION_ARCHS
+    return list(SEGMENTATION_ARCHS)
 
 
 def schema() -> dict[str, Field]:
-    from hemcli.train import common_fields
+    from hemcli.engine.fields import common_fields
 
     common = common_fields()
     del common["augment"], common["sampling"]  # paired crop and flip below; every pixel counts, no oversampling
@@ -77,7 +73,7 @@ def check(cfg: dict) -> None:
     """Every check that needs neither the data nor smp's weights."""
     from hemcli.data.segmentation import segmentation_info
     from hemcli.losses import check_loss
-    from hemcli.segment.model import STRIDE, check_model
+    from hemcli.models.segmentation import STRIDE, check_model
 
     info = segmentation_info(cfg["dataset"]["name"])
     check_model(cfg["model"]["arch"], cfg["model"]["encoder"], cfg["model"]["encoder_weights"])
@@ -92,12 +88,12 @@ def _validation_split(info) -> str:
 
 
 def setup(cfg: dict):
-    """The device, the splits (loaded and checked), the loss (with the training pixel counts) and the
-    network (with its weights, fetched here); nothing written."""
+    """The device, the splits (loaded and checked) and the loss (with the training pixel counts); the
+    encoder's weights, where the recipe asks for them, are fetched here. Nothing written."""
     from hemcli.data.segmentation import load_segmentation, pixel_class_counts, segmentation_info
-    from hemcli.device import DeviceManager, seed_everything
+    from hemcli.engine.device import DeviceManager
     from hemcli.losses import build_loss
-    from hemcli.segment.model import build_segmenter
+    from hemcli.models.segmentation import build_segmenter
 
     dm = DeviceManager.from_config(cfg)
     check(cfg)
@@ -108,55 +104,37 @@ def setup(cfg: dict):
     counts = pixel_class_counts(info.name, root, data["train"], info.num_classes, info.ignore_index)
     loss_fn = build_loss(cfg["loss"]["name"], num_classes=info.num_classes, class_counts=[max(c, 1) for c in counts],
                          ignore_index=info.ignore_index, **cfg["loss"]["params"])
-    seed_everything(cfg["seed"], cfg["deterministic"])  # the initial weights are the seed's, whoever calls setup
-    net = build_segmenter(cfg["model"]["arch"], cfg["model"]["encoder"], info.num_classes,
-                          cfg["model"]["encoder_weights"])
-    return dm, info, data, counts, loss_fn, net
+    if cfg["model"]["encoder_weights"]:  # fetched (downloaded once) now, so a failed download writes nothing
+        build_segmenter(cfg["model"]["arch"], cfg["model"]["encoder"], info.num_classes,
+                        cfg["model"]["encoder_weights"])
+    return dm, info, data, counts, loss_fn
 
 
 def run(cfg: dict, checkpoint: Path | None = None, resume: bool = False, quiet: bool = False,
-        prepared=None, attack_state=None) -> dict:
-    from hemcli.device import seed_everything
-    from hemcli.progress import Progress, warn
-    from hemcli.train import Checkpointer, make_optimizer, make_scheduler, train_epoch
+        prepared=None) -> dict:
+    from hemcli.engine.loop import TrainParts, fit
+    from hemcli.models.segmentation import build_segmenter
+    from hemcli.runs.condition import same_run
 
-    dm, info, data, counts, loss_fn, net = prepared or setup(cfg)
-    seed_everything(cfg["seed"], cfg["deterministic"])  # after setup, which the command calls first: dropout's draws
-    net = dm.prepare_model(_normalised(net, cfg))
-    optimizer, generator = make_optimizer(cfg, net.parameters()), torch.Generator().manual_seed(cfg["seed"])
-    scheduler = make_scheduler(cfg, optimizer)
-    batches = training_batches(data["train"], cfg, dm, generator)
-    saver = Checkpointer(checkpoint, cfg) if checkpoint else None
-    state = saver.load() if saver and resume else None
-    if saver and resume and state is None:
-        warn(f"no checkpoint at {checkpoint}; starting from epoch 1")
-    history, start = [], 1
-    if state:
-        saver.restore(state, net, optimizer, scheduler, generator)
-        history, start = state["history"], state["epoch"] + 1
-    progress = Progress(cfg["epochs"], quiet)
-    progress.say(f"segment {info.name} {cfg['model']['arch']}-{cfg['model']['encoder']} loss={cfg['loss']['name']} "
-                 f"seed={cfg['seed']} on {dm.device}" + (f", resuming at epoch {start}" if state else ""))
-    began = time.perf_counter()
-    for epoch in range(start, cfg["epochs"] + 1):
-        tick = time.perf_counter()
-        loss, pixel_acc = train_epoch(net, loss_fn, batches, optimizer, dm, lambda i, n: progress.batch(epoch, i, n),
-                                      ignore_index=info.ignore_index)
-        seconds = time.perf_counter() - tick
-        if not math.isfinite(loss):
-            raise RunFailed(f"loss became {loss} in epoch {epoch}; stopped"
-                            + (f", last good checkpoint kept at {checkpoint}" if saver and history else ""))
-        lr = optimizer.param_groups[0]["lr"]
-        scheduler.step()
-        shown = {"loss": loss, "train_pixel_acc": pixel_acc}
-        if data["val"] is not None:
-            shown["val_miou"] = _summary(confusion(net, data["val"], info, dm, cfg))["mean_iou"]
-        history.append({"epoch": epoch, "train_loss": loss, "train_pixel_accuracy": pixel_acc,
-                        "val_mean_iou": shown.get("val_miou"), "lr": lr, "seconds": seconds})
-        progress.epoch(epoch, seconds, **shown)
-        if saver:
-            saver.save(epoch, net, optimizer, scheduler, generator, history)
-    return _result(cfg, net, info, data, counts, dm, history, began)
+    dm, info, data, counts, loss_fn = prepared or setup(cfg)
+
+    def build(generator: torch.Generator) -> TrainParts:
+        net = dm.prepare_model(_normalised(build_segmenter(cfg["model"]["arch"], cfg["model"]["encoder"],
+                                                           info.num_classes, cfg["model"]["encoder_weights"]), cfg))
+
+        def measure(trained) -> dict:
+            if data["val"] is None:
+                return {"val_mean_iou": None}
+            return {"val_mean_iou": _summary(confusion(trained, data["val"], info, dm, cfg))["mean_iou"]}
+
+        heading = (f"segment {info.name} {cfg['model']['arch']}-{cfg['model']['encoder']} loss={cfg['loss']['name']} "
+                   f"seed={cfg['seed']} on {dm.device}")
+        return TrainParts(net, loss_fn, training_batches(data["train"], cfg, dm, generator), heading, measure=measure,
+                          shown={"train_pixel_accuracy": "train_pixel_acc", "val_mean_iou": "val_miou"},
+                          train_metric="train_pixel_accuracy", ignore_index=info.ignore_index)
+
+    fitted = fit(build, cfg, dm, checkpoint, resume, quiet, same_run)
+    return _result(cfg, fitted.parts.net, info, data, counts, dm, fitted.history, fitted.began)
 
 
 def _normalised(net, cfg: dict):
@@ -169,7 +147,7 @@ def _normalised(net, cfg: dict):
 def training_batches(data, cfg: dict, dm, generator: torch.Generator):
     """Device-resident batches of a set in memory, DataLoader batches of one streamed from disk; each
     batch cropped and flipped alike for images and masks, then padded to the network's stride."""
-    from hemcli.batches import LoaderBatches, TensorBatches
+    from hemcli.engine.batches import LoaderBatches, TensorBatches
     from hemcli.data.segmentation import pad_collate
 
     transform = functools.partial(_augment, crop=tuple(cfg["augment"]["crop"]) or None, flip=cfg["augment"]["flip"],
@@ -183,7 +161,7 @@ def training_batches(data, cfg: dict, dm, generator: torch.Generator):
 
 def _augment(images, masks, generator, crop, flip: bool, ignore_index: int):
     from hemcli.data.segmentation import augment_pairs, pad_to_multiple
-    from hemcli.segment.model import STRIDE
+    from hemcli.models.segmentation import STRIDE
 
     if crop is not None or flip:
         images, masks = augment_pairs(images, masks, crop, flip, generator, ignore_index)
@@ -195,7 +173,7 @@ def eval_batches(data, cfg: dict):
     """(uint8 images, masks) of ``data`` in order, ``eval_batch_size`` at a time."""
     from torch.utils.data import DataLoader
 
-    from hemcli.batches import worker_errors_as_one_line
+    from hemcli.engine.batches import worker_errors_as_one_line
     from hemcli.data.segmentation import pad_collate
 
     size = cfg["eval_batch_size"]
@@ -212,10 +190,10 @@ def eval_batches(data, cfg: dict):
 def confusion(net, data, info, dm, cfg: dict) -> torch.Tensor:
     """The (C, C) confusion matrix of ``net`` over all of ``data``: images padded to the stride, the
     predictions cropped back to the images' size."""
-    from hemcli.batches import to_unit
+    from hemcli.engine.batches import to_unit
     from hemcli.data.segmentation import crop_to, pad_to_multiple
     from hemcli.metrics import confusion_matrix
-    from hemcli.segment.model import STRIDE
+    from hemcli.models.segmentation import STRIDE
 
     net.eval()
     total = torch.zeros(info.num_classes, info.num_classes, dtype=torch.int64, device=dm.device)
@@ -239,7 +217,7 @@ def _result(cfg: dict, net, info, data, counts, dm, history, began: float) -> di
     import segmentation_models_pytorch as smp
 
     from hemcli.models import count_parameters
-    from hemcli.results import build_result, environment
+    from hemcli.runs.record import build_result, environment
 
     tick = time.perf_counter()
     matrix = confusion(net, data["test"], info, dm, cfg)

@@ -12,7 +12,7 @@ from typing import Iterator
 
 from hemcli.runs.execute import sweep_one
 from hemcli.runs.spec import RunSpec
-from hemcli.sweep.backends import BackendOptions, cpu_count, failed
+from hemcli.runs.sweep.backends import BackendOptions, cpu_count, failed
 
 
 def _cuda_count() -> int:
@@ -84,7 +84,7 @@ _WORKER_DIED = "its worker process died (killed, or out of memory)"
 # no thread pool yet, instead of importing torch again (seconds per worker).
 # torch._dynamo: torch's optimisers import it on first use (~2 s).
 PRELOAD = ["torch", "torch._dynamo", "sklearn.datasets", "hemcli.runs.execute", "hemcli.tasks.classify",
-           "hemcli.losses", "hemcli.train"]
+           "hemcli.losses", "hemcli.engine.loop", "hemcli.engine.optim"]
 
 
 def worker_context():

@@ -78,7 +78,7 @@ class Subject:
     model: nn.Module
     data: object  # hemcli.data.ArrayData
     cfg: dict
-    dm: object  # hemcli.device.DeviceManager
+    dm: object  # hemcli.engine.device.DeviceManager
     quiet: bool = False
     attack_state: Callable[[str], Path] | None = None
     test_logits: torch.Tensor | None = None
@@ -88,7 +88,7 @@ class Subject:
         return self.cfg["evaluation"]
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        from hemcli.train import predict_logits
+        from hemcli.engine.predict import predict_logits
         return predict_logits(self.model, x.to(self.dm.device), self.dm).cpu()
 
 
@@ -302,7 +302,7 @@ def attacked_subset(subject: Subject) -> torch.Tensor:
 def attack(subject: Subject) -> tuple[dict, dict]:
     import torchattacks
 
-    from hemcli.evaluate.attack import run_autoattack
+    from hemcli.evaluation.attack import run_autoattack
     from hemcli.metrics import dar, score_fn
 
     settings, data = subject.settings, subject.data

@@ -47,7 +47,7 @@ from torch import nn
 
 from hemcli.errors import HemError, shown, unknown_name
 from hemcli.progress import warn
-from hemcli.runs.files import write_atomic
+from hemcli.fileio import write_atomic
 
 NORMS = ("linf", "l2")
 STRENGTHS = ("torchattacks", "official")

@@ -11,7 +11,7 @@ import os
 
 import torch
 
-from hemcli.batches import Shard
+from hemcli.engine.batches import Shard
 
 
 def env_shard() -> Shard:

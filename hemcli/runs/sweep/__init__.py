@@ -15,14 +15,14 @@ from typing import Iterable, Mapping
 from hemcli import recipes
 from hemcli.progress import clock
 from hemcli.runs.paths import check_not_blocked, check_writable_folder, checkpoint_path
-from hemcli.runs.spec import RunSpec, task_module
-from hemcli.sweep.grid import file_axes, flag_axis, merge_axes, plan_grid, set_axis
+from hemcli.runs.spec import RunSpec, task_info
+from hemcli.runs.sweep.grid import file_axes, flag_axis, merge_axes, plan_grid, set_axis
 
 
 def plan(task: str, recipe: Path | None, flag_texts: Mapping[str, str | None], set_texts: Iterable[str],
          out: Path, deterministic: bool = False) -> list[RunSpec]:
     """Every run of the grid the command line (and the recipe's ``grid:``) describes, in order."""
-    task_module(task)  # an unknown task first, before its flags are read
+    task_info(task)  # an unknown task first, before its flags are read
     groups = []
     grid = recipes.recipe_grid(recipe) if recipe is not None else None
     if grid is not None:
@@ -39,7 +39,7 @@ def validate(specs: list[RunSpec], out: Path, load_data: bool) -> None:
     check_writable_folder(Path(out))
     loaded = set()
     for spec in specs:
-        task = task_module(spec.task)
+        task = task_info(spec.task)
         check_not_blocked(spec.path)
         task.check(spec.cfg)
         data = (spec.task, repr(spec.cfg["dataset"]), spec.cfg["device"])

@@ -57,15 +57,15 @@ def cpu_count() -> int:
 def make_backend(name: str, options: BackendOptions, out: Path):
     """The backend, its package imported now: a missing one is one line naming the extra (exit 2)."""
     if name == "local":
-        from hemcli.sweep.backends.local import LocalBackend
+        from hemcli.runs.sweep.backends.local import LocalBackend
         return LocalBackend(options)
     if name == "ray":
         _require("ray", "ray")
-        from hemcli.sweep.backends.on_ray import RayBackend
+        from hemcli.runs.sweep.backends.on_ray import RayBackend
         return RayBackend(options)
     if name == "slurm":
         _require("submitit", "slurm")
-        from hemcli.sweep.backends.on_slurm import SlurmBackend, slurm_minutes
+        from hemcli.runs.sweep.backends.on_slurm import SlurmBackend, slurm_minutes
         slurm_minutes(options.slurm_time)  # checked before anything runs
         return SlurmBackend(options, out)
     raise HemError(f"unknown backend {name!r}; valid choices: {', '.join(BACKENDS)}")

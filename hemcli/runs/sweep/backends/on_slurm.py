@@ -10,7 +10,7 @@ from typing import Iterator
 from hemcli.errors import HemError
 from hemcli.runs.execute import sweep_one
 from hemcli.runs.spec import RunSpec
-from hemcli.sweep.backends import BackendOptions, anchored, cpu_count, error_line, failed
+from hemcli.runs.sweep.backends import BackendOptions, anchored, cpu_count, error_line, failed
 
 DEFAULT_SLURM_MINUTES = 24 * 60
 

@@ -34,15 +34,15 @@ _register("densenet201", "DenseNet-201 (the paper's Table 7)")
 _register("resnext50_32x4d", "ResNeXt-50 32x4d (the paper's Table 7)")
 _register("resnet18", "ResNet-18 (small: smoke runs and the generated shapes set)")
 
-ARCHS = {"fpn": "FPN", "unet": "Unet", "deeplabv3plus": "DeepLabV3Plus"}  # name -> smp class
+SEGMENTATION_ARCHS = {"fpn": "FPN", "unet": "Unet", "deeplabv3plus": "DeepLabV3Plus"}  # name -> smp class
 # smp's own weights for these encoders; anything else is refused before a download is tried
 WEIGHTS = ("imagenet",)
 STRIDE = 32  # every smp encoder above downsamples by 32: inputs are padded to a multiple of it
 
 
 def check_model(arch: str, encoder: str, weights: str | None) -> None:
-    if arch not in ARCHS:
-        raise unknown_name("segmentation arch", arch, ARCHS)
+    if arch not in SEGMENTATION_ARCHS:
+        raise unknown_name("segmentation arch", arch, SEGMENTATION_ARCHS)
     if encoder not in ENCODERS:
         raise unknown_name("encoder", encoder, ENCODERS)
     if weights is not None and weights not in WEIGHTS:
@@ -56,7 +56,7 @@ def build_segmenter(arch: str, encoder: str, num_classes: int, weights: str | No
 
     check_model(arch, encoder, weights)
     try:
-        net = getattr(smp, ARCHS[arch])(encoder_name=encoder, encoder_weights=weights, classes=num_classes)
+        net = getattr(smp, SEGMENTATION_ARCHS[arch])(encoder_name=encoder, encoder_weights=weights, classes=num_classes)
     except Exception as err:  # huggingface_hub's LocalEntryNotFoundError, URLError, OSError, ...
         if weights is None:
             raise
