@@ -83,7 +83,7 @@ def _hem_continual() -> float:
 def bench_continual(rounds: int = 7) -> dict:
     import warnings
 
-    from hemcli.tasks.continual import import_avalanche
+    from hemcli.continual.quiet import import_avalanche
 
     warnings.filterwarnings("ignore")
     import_avalanche()
@@ -104,13 +104,14 @@ def _epoch_seconds(strategy: str, resumed: bool) -> list[float]:
     from unittest import mock
 
     from hemcli.runs.spec import plan_run
+    from hemcli.continual import loop
     from hemcli.tasks import continual
 
     cfg = plan_run("continual", None, {"loss.name": "ce", "strategy.name": strategy, "device": "cpu"}, [], ".").cfg
     with tempfile.TemporaryDirectory() as out:
         checkpoint = Path(out) / "seed0.ckpt.pt"
         if resumed:
-            save, saved = continual._save, []
+            save, saved = loop.save_checkpoint, []
 
             def save_then_die(strategy, path):
                 save(strategy, path)
@@ -118,7 +119,7 @@ def _epoch_seconds(strategy: str, resumed: bool) -> list[float]:
                 if len(saved) == 2:
                     raise KeyboardInterrupt
 
-            with mock.patch.object(continual, "_save", save_then_die), contextlib.suppress(KeyboardInterrupt):
+            with mock.patch.object(loop, "save_checkpoint", save_then_die), contextlib.suppress(KeyboardInterrupt):
                 continual.run(copy.deepcopy(cfg), checkpoint=checkpoint, quiet=True)
         result = continual.run(copy.deepcopy(cfg), checkpoint=checkpoint, resume=resumed, quiet=True)
     return [h["seconds"] for h in result["history"] if h["experience"] >= 2]
@@ -127,7 +128,7 @@ def _epoch_seconds(strategy: str, resumed: bool) -> list[float]:
 def bench_continual_resume(strategy: str = "naive", rounds: int = 3) -> dict:
     import warnings
 
-    from hemcli.tasks.continual import import_avalanche
+    from hemcli.continual.quiet import import_avalanche
 
     warnings.filterwarnings("ignore")
     import_avalanche()

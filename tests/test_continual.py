@@ -8,7 +8,10 @@ import pytest
 import torch
 
 from hemcli import recipes
+from hemcli.continual import loop, measure
 from hemcli.continual.benchmarks import BENCHMARKS, benchmark_info, build_stream, class_order
+from hemcli.continual.build import build_strategy, find_plugin
+from hemcli.continual.quiet import deprecations_hidden, import_avalanche
 from hemcli.continual.strategies import STRATEGIES, strategy_params
 from hemcli.data import load_dataset
 from hemcli.errors import HemError
@@ -99,18 +102,18 @@ def test_the_loss_gets_the_class_counts_seen_so_far(digits):
     from hemcli.losses import build_loss
 
     cfg = config(**{"benchmark.scenario": "class", "loss.name": "hem", "epochs": 1})
-    continual.import_avalanche()
+    import_avalanche()
     from hemcli.continual.benchmarks import avalanche_benchmark
     from hemcli.continual.hooks import CountedLoss
 
     dm, stream = continual.setup(cfg)
-    strategy, _ = continual.build_strategy(cfg, stream, dm, quiet=True)
+    strategy, _ = build_strategy(cfg, stream, dm, quiet=True)
     benchmark = avalanche_benchmark(stream)
     for experience in benchmark.train_stream[:2]:
         strategy.train(experience)
     seen = [cls for exp in stream.experiences[:2] for cls in exp.classes]
     expected = [int((digits.train_y == c).sum()) if c in seen else 1 for c in range(10)]
-    assert continual._plugin(strategy, CountedLoss).counts() == expected
+    assert find_plugin(strategy, CountedLoss).counts() == expected
     reference = build_loss("hem", num_classes=10, class_counts=expected)
     assert torch.allclose(strategy._criterion.margins, reference.margins)
 
@@ -164,9 +167,9 @@ def test_naive_forgets_and_replay_beats_it_in_the_class_scenario(tmp_path, loss)
 
 
 def killed_after(experiences: int, monkeypatch):
-    """``continual._save`` that raises KeyboardInterrupt (Ctrl-C) once it has written ``experiences``
+    """``loop.save_checkpoint`` that raises KeyboardInterrupt (Ctrl-C) once it has written ``experiences``
     checkpoints: the run is killed right after that experience's checkpoint."""
-    saved, calls = continual._save, []
+    saved, calls = loop.save_checkpoint, []
 
     def save_then_die(strategy, path):
         saved(strategy, path)
@@ -174,8 +177,8 @@ def killed_after(experiences: int, monkeypatch):
         if len(calls) == experiences:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(continual, "_save", save_then_die)
-    return lambda: monkeypatch.setattr(continual, "_save", saved)
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
+    return lambda: monkeypatch.setattr(loop, "save_checkpoint", saved)
 
 
 def median(values: list[float]) -> float:
@@ -198,8 +201,8 @@ def test_a_run_killed_after_an_experience_resumes_at_the_next(tmp_path, monkeypa
         continual.run(config(**sets), checkpoint=checkpoint, quiet=True)
     put_back()
     trained = []
-    monkeypatch.setattr(continual, "test_accuracies",
-                        lambda model, stream, device, real=continual.test_accuracies: trained.append(1) or
+    monkeypatch.setattr(loop, "test_accuracies",
+                        lambda model, stream, device, real=measure.test_accuracies: trained.append(1) or
                         real(model, stream, device))
     capsys.readouterr()
     resumed = continual.run(config(**sets), checkpoint=checkpoint, resume=True, quiet=True)
@@ -243,27 +246,27 @@ def test_a_restored_strategy_holds_what_the_saved_one_held(tmp_path, strategy):
     torch.set_num_threads(1)
     cfg = config(epochs=1, batch_size=64, **{"strategy.name": strategy, "strategy.params": "{mem_size: 50}"
                                               if strategy == "replay" else "{}"})
-    continual.import_avalanche()
+    import_avalanche()
     dm, stream = continual.setup(cfg)
     benchmark = avalanche_benchmark(stream)
-    trained, record = continual.build_strategy(cfg, stream, dm, quiet=True)
+    trained, record = build_strategy(cfg, stream, dm, quiet=True)
     for experience in benchmark.train_stream[:2]:  # as continual.run trains them
-        with continual.deprecations_hidden(False):
+        with deprecations_hidden(False):
             trained.train(experience)
         record.seconds.append(0.5)
-        record.matrix.append(continual.test_accuracies(trained.model, stream, dm.device))
+        record.matrix.append(measure.test_accuracies(trained.model, stream, dm.device))
     path = tmp_path / "c.ckpt.pt"
-    continual._save(trained, path)
-    hooks = {kind: continual._plugin(trained, kind) for kind in (Record, CountedLoss)}
+    loop.save_checkpoint(trained, path)
+    hooks = {kind: find_plugin(trained, kind) for kind in (Record, CountedLoss)}
     held = checkpoint.capture(trained, hooks[Record], hooks[CountedLoss])
-    fresh, _ = continual.build_strategy(cfg, stream, dm, quiet=True)
-    assert not same(checkpoint.capture(fresh, continual._plugin(fresh, Record), continual._plugin(fresh, CountedLoss)),
+    fresh, _ = build_strategy(cfg, stream, dm, quiet=True)
+    assert not same(checkpoint.capture(fresh, find_plugin(fresh, Record), find_plugin(fresh, CountedLoss)),
                     held)
     torch.manual_seed(123)  # the random states too are put back
-    start = checkpoint.restore(path, checkpoint.read(path, cfg), fresh, continual._plugin(fresh, Record),
-                               continual._plugin(fresh, CountedLoss), benchmark.train_stream, cfg)
+    start = checkpoint.restore(path, checkpoint.read(path, cfg), fresh, find_plugin(fresh, Record),
+                               find_plugin(fresh, CountedLoss), benchmark.train_stream, cfg)
     assert start == 2
-    assert same(checkpoint.capture(fresh, continual._plugin(fresh, Record), continual._plugin(fresh, CountedLoss)),
+    assert same(checkpoint.capture(fresh, find_plugin(fresh, Record), find_plugin(fresh, CountedLoss)),
                 held)
 
 

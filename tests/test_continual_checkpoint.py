@@ -54,21 +54,22 @@ class Planted:
 @pytest.fixture(scope="module")
 def real_checkpoint(tmp_path_factory) -> bytes:
     """The bytes of the checkpoint this run leaves after its first experience (killed then)."""
+    from hemcli.continual import loop
     from hemcli.tasks import continual
 
     path = tmp_path_factory.mktemp("real") / "seed0.ckpt.pt"
-    saved = continual._save
+    saved = loop.save_checkpoint
 
     def save_then_die(strategy, target):
         saved(strategy, target)
         raise KeyboardInterrupt
 
-    continual._save = save_then_die
+    loop.save_checkpoint = save_then_die
     try:
         with pytest.raises(KeyboardInterrupt):
             continual.run(planned({"epochs": 1})[0], checkpoint=path, quiet=True)
     finally:
-        continual._save = saved
+        loop.save_checkpoint = saved
     return path.read_bytes()
 
 

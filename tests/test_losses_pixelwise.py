@@ -1,4 +1,4 @@
-"""Every registry loss per pixel (SPEC §1, issue 17): logits (N, C, H, W) and targets (N, H, W) with
+"""Every registry loss per pixel (the paper's Section 3 and Appendix A, issue 17): logits (N, C, H, W) and targets (N, H, W) with
 ``ignore_index`` pixels give the loss of the valid pixels taken as samples of a flat (P, C) batch, the
 ignored pixels get exactly zero gradient, and a batch of ignored pixels only gives 0 with a zero
 gradient (a mean over no samples). DICE is also checked against segmentation_models_pytorch.
@@ -101,12 +101,12 @@ def smp_dice(ignore_index):
     return losses.DiceLoss(mode="multiclass", from_logits=True, ignore_index=ignore_index)
 
 
-# Why smp's DiceLoss is a reference for SPEC's dice (read in segmentation_models_pytorch 0.6,
+# Why smp's DiceLoss is a reference for the paper's dice (Appendix A.4) (read in segmentation_models_pytorch 0.6,
 # losses/dice.py and _functional.py): in multiclass mode it takes softmax(y), zeroes probabilities and
 # one-hot targets of ignored pixels, and per class sums over dims (0, 2) of (N, C, H*W) -- the batch and
 # the pixels -- giving 2 I / clamp(sum z + sum t, eps) with I = (sum z + sum t - |z - t|_1) / 2 = sum t z
 # for one-hot t and z in [0, 1]; 1 - that, mean over classes. One difference: a class with no valid
-# target pixel gets loss 0 there (still divided by C), where SPEC's formula gives 1 - 0 / sum z = 1.
+# target pixel gets loss 0 there (still divided by C), where the paper's formula gives 1 - 0 / sum z = 1.
 @pytest.mark.parametrize("ignore_index", IGNORE_INDEXES)
 def test_dice_equals_smp_when_every_class_occurs(ignore_index):
     logits, targets = pixel_batch(ignore_index, seed=4)

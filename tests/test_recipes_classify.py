@@ -15,7 +15,7 @@ from hemcli.engine.optim import make_optimizer, make_scheduler
 
 RECIPES = REPO / "recipes" / "classify"
 
-# Table 3's pairs, and Appendix B.1.4's settings as the paper states them (SPEC section 3):
+# Table 3's pairs, and Appendix B.1.4's settings as the paper states them:
 # optimiser, lr, weight decay, batch, epochs, epochs at which the lr drops x10, warm-up epochs.
 MNIST = ("Adam", 1e-3, 0.0, 128, 20, [], 0)
 CIFAR = ("SGD", 0.1, 5e-4, 128, 110, [100, 105], 0)

@@ -1,4 +1,4 @@
-"""The paper's continual recipes (Table 6 x ContinualAI's continual-learning-baselines, SPEC §3): one per
+"""The paper's continual recipes (Table 6 x ContinualAI's continual-learning-baselines, Appendix B.3.4): one per
 (benchmark, strategy), each resolving to the CLB settings, and each running one smoke epoch per
 experience on a few generated images."""
 import pytest

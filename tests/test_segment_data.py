@@ -9,11 +9,11 @@ import torch
 from conftest import needs_shared
 from fakeseg import ade20k_tree, camvid_tree, cityscapes_tree, pattern, sbd_tree, write_png
 from hemcli.data import DATASETS
-from hemcli.data import segmentation_counts
+from hemcli.data.segmentation import counts as segmentation_counts
 from hemcli.data.segmentation import (SEGMENTATION_DATASETS, SegmentationData, SegmentationInfo, _registry,
                                       augment_pairs, crop_to, load_segmentation, pad_collate, pad_to_multiple,
                                       pixel_class_counts, segmentation_info)
-from hemcli.data.segmentation_shapes import make_shapes
+from hemcli.data.segmentation.shapes import make_shapes
 from hemcli.errors import HemError
 
 

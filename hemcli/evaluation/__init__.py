@@ -1,5 +1,5 @@
-"""What a trained classifier is measured on after training (SPEC §2): clean accuracy, corruption
-accuracy, unknown-class rejection, AutoAttack DAR and calibration.
+"""What a trained classifier is measured on after training (the paper's Appendix B.1.2): clean
+accuracy, corruption accuracy, unknown-class rejection, AutoAttack DAR and calibration.
 
 ``suite.evaluate`` runs the evaluations a recipe's ``eval`` names on a model and its data and returns
 flat metrics (percentages, for ``hem report``), the details of each (which sets, corruptions and

@@ -1,4 +1,4 @@
-"""The evaluations of SPEC §2 run on one trained classifier: ``evaluate(subject, names)``.
+"""The evaluations of the paper's Appendix B.1.2 run on one trained classifier: ``evaluate(subject, names)``.
 
 Every evaluation returns flat metrics (percentages, except NLL and Brier score) for ``hem report``
 and a record of how it measured (sets, corruptions, settings). The clean test logits are computed

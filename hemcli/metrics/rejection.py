@@ -1,5 +1,5 @@
 """Adversarial-sample rejection: the detection accuracy rate (DAR) of Zhu et al. (2024) as used by
-Spratling (2025), SPEC §2.
+Spratling (2025), Appendix B.1.2.
 
 A confidence threshold is set on the clean test set so that it accepts a share ``accept`` (95%) of
 the *correctly classified* clean samples; a sample is accepted when its confidence >= the threshold.

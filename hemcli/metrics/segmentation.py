@@ -1,4 +1,4 @@
-"""Semantic segmentation: confusion matrix, per-class IoU, mean IoU and pixel accuracy (SPEC §2).
+"""Semantic segmentation: confusion matrix, per-class IoU, mean IoU and pixel accuracy (the paper's Appendix B.4.2).
 
 Every pixel is a sample; pixels whose target is ``ignore_index`` are left out. Over a whole test set,
 sum the per-batch confusion matrices and reduce once at the end (mean IoU is not the mean of the

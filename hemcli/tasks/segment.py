@@ -4,7 +4,7 @@ Appendix B.4.4) with a registry loss applied per pixel, then measure mean IoU on
 Every pixel is a sample of the loss; pixels of the set's ignore index (and the padding) are left out
 of the loss and of every metric. Images are padded (bottom and right, masks with the ignore index) to
 a multiple of 32 and the predictions cropped back, never resized. ``hem``/``la`` take the training
-split's pixel counts per class (``hemcli.data.segmentation_counts``, cached outside the data folder).
+split's pixel counts per class (``hemcli.data.segmentation.counts``, cached outside the data folder).
 The result's metrics: ``mean_iou`` (over the classes present in the prediction or the truth, from one
 confusion matrix over the whole test split) and ``pixel_accuracy``; ``result["segmentation"]`` holds
 the per-class IoU and the confusion matrix. With ``validate`` each epoch's progress line (and the

@@ -1,4 +1,4 @@
-"""Common-corruption test sets for the corrupt accuracy (SPEC §2: the mean accuracy over every
+"""Common-corruption test sets for the corrupt accuracy (the paper's Appendix B.1.2: the mean accuracy over every
 corruption at every severity, recording which were used).
 
 ``corruption_sets(dataset, test_x, test_y, root, ...)`` returns ``(source, sets)``:

@@ -1,3 +1,4 @@
+"""hemcli.engine: the epoch, optimisers and schedules, and the checkpoint (fit itself: test_engine_loop.py)."""
 import os
 
 import pytest

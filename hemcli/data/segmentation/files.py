@@ -1,4 +1,4 @@
-"""The file-level pieces of the segmentation readers (``segmentation_folders``): decoding label values
+"""The file-level pieces of the segmentation readers (``folders``): decoding label values
 through a table (with the error naming the file and the value), reading an image, a PNG label or an
 SBD .mat label, the streamed ``PairedFiles`` dataset, and finding and pairing files. Every problem is
 a HemError naming the file.
@@ -114,7 +114,7 @@ class PairedFiles(torch.utils.data.Dataset):
 
 def find_base(root: str | None, name: str, markers: tuple[str, ...], below: tuple[str, ...], layout: str) -> Path:
     """The first of ``root`` and ``root/<below>`` holding every one of ``markers``."""
-    from hemcli.data import data_root
+    from hemcli.data.sets import data_root
 
     base = data_root(root)
     for candidate in (base, *(base / part for part in below)):

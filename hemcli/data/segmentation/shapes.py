@@ -7,12 +7,16 @@ other. A shape's colour is its class's hue with a per-shape jitter and the same 
 helps but a pixel's class is not a lookup of its value. Classes: 0 background, 1 circle,
 2 rectangle, 3 triangle. With ``border`` > 0 the outermost pixels of every mask are ``ignore_index``,
 so the training and metric code's ignore handling is exercised on the offline set too.
+``load_shapes`` is the registry's loader: a fixed draw per split.
 """
 from __future__ import annotations
 
 import math
 
 import torch
+
+from hemcli.data.segmentation.records import SegmentationData
+from hemcli.errors import unknown_name
 
 SHAPE_CLASSES = ("background", "circle", "rectangle", "triangle")
 # the class hues (circle, rectangle, triangle), far enough apart that the jitter below keeps them apart
@@ -81,3 +85,15 @@ def _triangle(dy, dx, radius, aspect):
     # apex at the top, widening downwards to a base 1.2 radii wide each side
     down = dy + radius
     return (down >= 0) & (down <= 2 * radius) & (dx.abs() <= 0.6 * down)
+
+
+SHAPES_SIZES = {"train": 512, "test": 128}
+
+
+def load_shapes(root: str | None = None, split: str = "train") -> SegmentationData:
+    """The generated shapes ``split`` (``root`` unused): 64x64, 4 classes, a 1-pixel ignored border."""
+    if split not in SHAPES_SIZES:
+        raise unknown_name("shapes split", split, SHAPES_SIZES)
+    # seed 0 for train, 1 for test: two different draws, the same on every machine
+    images, masks = make_shapes(SHAPES_SIZES[split], seed=list(SHAPES_SIZES).index(split), border=1)
+    return SegmentationData(len(SHAPE_CLASSES), 255, images, masks)

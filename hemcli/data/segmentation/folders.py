@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hemcli.data.segmentation import SegmentationData
-from hemcli.data.segmentation_files import (LabelTable, PairedFiles, check_split, files_in, find_base,
+from hemcli.data.segmentation.files import (LabelTable, PairedFiles, check_split, files_in, find_base,
                                             identity_table, pair_by_key, read_pair, read_png_mask, read_sbd_mask)
+from hemcli.data.segmentation.records import SegmentationData
 from hemcli.errors import HemError
 
 CAMVID_SPLITS = ("train", "val", "test")

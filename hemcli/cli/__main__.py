@@ -1,0 +1,3 @@
+from hemcli.cli import entry
+
+entry()
