@@ -172,8 +172,8 @@ CASES = [
     ("a folder at the result path, --overwrite", ["--overwrite"], "exists and is not a file", at(RESULT, folder=True)),
     ("a folder at the checkpoint path", ["--resume"], f"the checkpoint path {CHECKPOINT} exists and is not a file",
      at(CHECKPOINT, folder=True)),
-    ("result exists", [], f"result already exists: {RESULT} (pass --overwrite to replace it)", at(RESULT, b"{}")),
-    ("--resume a finished run", ["--resume"], f"run already finished: {RESULT}", at(RESULT, b"{}")),
+    ("an unfinished run without --resume", [], f"an unfinished run of this condition and seed has a checkpoint at "
+     f"{CHECKPOINT}: pass --resume to continue it", lambda root: checkpoint_of_the_default_recipe(root)),
     # checkpoints
     ("--resume over an empty file", ["--resume"], f"cannot read checkpoint {CHECKPOINT}: not a hem checkpoint",
      at(CHECKPOINT, b"")),
@@ -245,6 +245,19 @@ def check_case(tmp_path, monkeypatch, capsys, argv, message, setup):
 def test_classify_bad_input(tmp_path, monkeypatch, capsys, argv, message, setup):
     check_case(tmp_path, monkeypatch, capsys, ["classify", "--quiet", "--epochs", "1", *argv]
                if "--epochs" not in argv else ["classify", "--quiet", *argv], message, setup)
+
+
+@pytest.mark.parametrize("argv", [[], ["--resume"]], ids=["again", "--resume"])
+def test_a_finished_run_is_already_done(tmp_path, monkeypatch, capsys, argv):
+    """Issue 27: the same command again prints the result's path and changes nothing (it used to be
+    refused as bad input, so a pipeline line could not be run twice)."""
+    monkeypatch.chdir(tmp_path)
+    at(RESULT, b"{}")(tmp_path)
+    before = snapshot(tmp_path)
+    assert main(["classify", "--quiet", "--epochs", "1", *argv]) == 0
+    out, err = capsys.readouterr()
+    assert (out, err) == (f"{RESULT}\n", f"hem: already done: {RESULT} (--overwrite trains it again)\n")
+    assert snapshot(tmp_path) == before
 
 
 def test_pretrained_weights_offline(tmp_path, monkeypatch, capsys):

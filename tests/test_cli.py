@@ -18,15 +18,33 @@ def hem(capsys, *args):
     return code, captured.out, captured.err
 
 
-def test_existing_result_is_kept(capsys, tmp_path):
+def test_the_same_run_twice_is_done_once_and_kept_byte_for_byte(capsys, tmp_path):
+    """Issue 27: a pipeline line can be run again; only --overwrite trains again."""
     out = tmp_path / "out"
-    assert hem(capsys, "classify", *FAST, "--out", str(out))[0] == 0
+    code, first, _ = hem(capsys, "classify", *FAST, "--out", str(out))
+    assert code == 0
     [result] = out.rglob("*.json")
-    before = result.read_text()
-    code, _, stderr = hem(capsys, "classify", *FAST, "--out", str(out))
-    assert code == 2 and "already exists" in stderr and result.read_text() == before
+    before = result.read_bytes()
+    code, again, stderr = hem(capsys, "classify", *FAST, "--out", str(out))
+    assert (code, again) == (0, first) and result.read_bytes() == before
+    assert stderr == f"hem: already done: {first.strip()} (--overwrite trains it again)\n"
+    code, _, stderr = hem(capsys, "classify", *FAST, "--out", str(out), "--eval", "clean,calibration")
+    assert code == 0 and stderr.endswith(f"its evaluations lack calibration: hem evaluate {first.strip()} "
+                                         "--eval calibration\n") and result.read_bytes() == before
     assert hem(capsys, "classify", *FAST, "--out", str(out), "--overwrite")[0] == 0
-    assert json.loads(result.read_text())["created"]
+    assert result.read_bytes() != before and json.loads(result.read_text())["created"]
+
+
+def test_an_unfinished_run_needs_resume_or_overwrite(capsys, tmp_path):
+    out = tmp_path / "out"
+    assert hem(capsys, "classify", "--epochs", "2", "--quiet", "--out", str(out))[0] == 0
+    [result] = out.rglob("seed0.json")
+    result.unlink()  # as a run killed after its last checkpoint leaves it
+    code, stdout, stderr = hem(capsys, "classify", "--epochs", "2", "--quiet", "--out", str(out))
+    assert (code, stdout) == (2, "") and stderr == (
+        f"hem: error: an unfinished run of this condition and seed has a checkpoint at "
+        f"{result.with_suffix('.ckpt.pt')}: pass --resume to continue it, or --overwrite to start again\n")
+    assert hem(capsys, "classify", "--epochs", "2", "--quiet", "--out", str(out), "--resume")[0] == 0
 
 
 def test_losses_lists_every_loss(capsys):

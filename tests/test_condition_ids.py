@@ -31,6 +31,6 @@ PINNED = [
 @pytest.mark.parametrize("task, recipe, flags, sets, name", PINNED,
                          ids=[f"{case[0]}-{case[1] or 'default'}-{i}" for i, case in enumerate(PINNED)])
 def test_a_recipe_keeps_its_result_path_and_condition_id(task, recipe, flags, sets, name):
-    spec = plan_run(task, REPO / "recipes" / recipe if recipe else None, flags, sets, "results")
+    spec = plan_run(task, REPO / "hemcli" / "recipes" / recipe if recipe else None, flags, sets, "results")
     assert spec.name == name
     assert spec.condition["id"] == name.split("--")[1].split("/")[0]

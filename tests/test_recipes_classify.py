@@ -13,7 +13,7 @@ from hemcli.recipes import resolve
 from hemcli.tasks import classify
 from hemcli.engine.optim import make_optimizer, make_scheduler
 
-RECIPES = REPO / "recipes" / "classify"
+RECIPES = REPO / "hemcli" / "recipes" / "classify"
 
 # Table 3's pairs, and Appendix B.1.4's settings as the paper states them:
 # optimiser, lr, weight decay, batch, epochs, epochs at which the lr drops x10, warm-up epochs.

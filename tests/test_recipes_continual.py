@@ -8,7 +8,7 @@ from conftest import REPO
 from hemcli.recipes import resolve
 from hemcli.tasks import continual
 
-RECIPES = REPO / "recipes" / "continual"
+RECIPES = REPO / "hemcli" / "recipes" / "continual"
 NAMES = sorted(path.stem for path in RECIPES.glob("*.yaml"))
 BENCHMARKS = ("split-mnist", "permuted-mnist", "split-fashion-mnist", "permuted-fashion-mnist", "split-cifar10",
               "split-cifar100")

@@ -8,7 +8,7 @@ from conftest import REPO, smoke_run
 from hemcli.recipes import resolve
 from hemcli.tasks import longtail
 
-RECIPES = REPO / "recipes" / "longtail"
+RECIPES = REPO / "hemcli" / "recipes" / "longtail"
 CIFAR_LT = {"cifar10-lt100": 0.6, "cifar10-lt10": 0.7744, "cifar100-lt100": 0.955, "cifar100-lt10": 0.9771}
 NAMES = sorted(path.stem for path in RECIPES.glob("*.yaml"))
 

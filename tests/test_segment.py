@@ -19,7 +19,7 @@ from hemcli.errors import HemError
 from hemcli.recipes import resolve
 from hemcli.tasks import segment
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes" / "segment"
+RECIPES = Path(__file__).resolve().parents[1] / "hemcli" / "recipes" / "segment"
 
 
 @pytest.fixture(autouse=True)

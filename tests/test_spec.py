@@ -112,13 +112,13 @@ def classify(tmp_path, *args):
     return cli.main(["classify", "--epochs", "1", "--out", str(tmp_path), "--quiet", *args])
 
 
-def test_runs_differing_in_one_key_both_succeed_and_a_rerun_is_refused(tmp_path, capsys):
+def test_runs_differing_in_one_key_both_succeed_and_a_rerun_is_already_done(tmp_path, capsys):
     for extra in (["--set", "loss.params.M=1000"], ["--set", "loss.params.M=4000"], ["--lr", "0.01"],
                   ["--epochs", "2"]):
         assert classify(tmp_path, *extra) == 0
     capsys.readouterr()
-    assert classify(tmp_path, "--set", "loss.params.M=4000") == 2
-    assert "result already exists" in capsys.readouterr().err
+    assert classify(tmp_path, "--set", "loss.params.M=4000") == 0  # issue 27: done, not trained again
+    assert "hem: already done: " in capsys.readouterr().err
     results = [json.loads(path.read_text()) for path in sorted(tmp_path.rglob("seed0.json"))]
     assert len(results) == 4
     rows = json.loads(report(tmp_path, fmt="json", warn=lambda line: None))
@@ -137,7 +137,7 @@ def test_dataset_and_arch_flags_pick_the_papers_recipe(tmp_path):
     cfg = spec.cfg
     assert (cfg["epochs"], cfg["optim"]["name"], cfg["optim"]["lr"], cfg["schedule"]["milestones"]) == (
         200, "sgd", 0.1, [50, 100, 150])
-    assert "--recipe" in spec.command and spec.command[spec.command.index("--recipe") + 1].endswith(
-        "recipes/classify/tin-wrn28-10.yaml")
+    assert "--recipe" in spec.command and spec.command[spec.command.index("--recipe") + 1] == \
+        "classify/tin-wrn28-10"  # the packaged name: the same wherever hem is installed
     other = plan_run("classify", None, {"dataset.name": "cifar10", "model.arch": "resnet18"}, [], tmp_path)
     assert other.cfg["epochs"] == 30 and "--recipe" not in other.command

@@ -96,6 +96,7 @@ def test_a_rerun_skips_every_finished_run(reference, tmp_path):
     again = hem("sweep", *GRID, "--out", str(copy))
     assert again.returncode == 0, again.stderr
     assert again.stderr.count("] skipped ") == 9 and "0 trained" in again.stderr
+    assert again.stderr.count("  already finished") == 9  # each found finished, not "finished by another sweep"
     assert {name: (copy / name).read_bytes() for name in files(copy)} == before
 
 

@@ -22,6 +22,7 @@ from hemcli.cli import train  # noqa: F401
 from hemcli.cli import sweep  # noqa: F401
 from hemcli.cli import measure  # noqa: F401
 from hemcli.cli import tables  # noqa: F401
+from hemcli.cli import catalog  # noqa: F401
 # isort: on
 
 __all__ = ["app", "entry", "main"]

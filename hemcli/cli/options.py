@@ -10,7 +10,9 @@ app = typer.Typer(
     name="hem",
     help="High error margin (HEM) loss and the evaluation of the paper that proposed it.",
     no_args_is_help=True,
-    add_completion=False,
+    # Typer's --install-completion / --show-completion (bash, zsh, fish, PowerShell)
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
     # Plain help: rendering it with rich imports ~50 ms of modules on every `hem --help`.
     rich_markup_mode=None,

@@ -30,14 +30,19 @@ def report(
 
 @app.command()
 def losses():
-    """List the losses of the registry with their defaults."""
+    """List the losses with their defaults: the built-in ones, and your own (entry points of group
+    hemcli.losses, and package.module:NAME losses used in this process)."""
     from tabulate import tabulate
 
     from hemcli.losses import LOSSES
+    from hemcli.losses.registry import load_entry_points
 
+    unusable = load_entry_points()  # registers the entry points that load, so the rows below show them
     rows = [(name, ", ".join(f"{k}={_shown(v)}" for k, v in info.defaults.items()) or "-",
-             "yes" if info.needs_class_counts else "", info.description) for name, info in LOSSES.items()]
-    _emit(tabulate(rows, headers=["loss", "defaults", "class counts", "description"], tablefmt="github"))
+             "yes" if info.needs_class_counts else "", info.description, info.source)
+            for name, info in LOSSES.items()]
+    rows += [(name, "-", "", problem, source) for name, source, problem in unusable]
+    _emit(tabulate(rows, headers=["loss", "defaults", "class counts", "description", "source"], tablefmt="github"))
 
 
 @app.command()

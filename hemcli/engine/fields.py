@@ -12,15 +12,23 @@ AUGMENTS = ("none", "crop_flip", "resized_crop_flip")
 SAMPLINGS = ("shuffle", "oversample")
 
 
-def _loss_names():
+def _check_loss_name(name: str) -> None:
+    """A built-in loss, or a plug-in (``package.module:NAME`` or an entry point), registered by this
+    check: the loss a recipe names is known wherever the recipe is read, in every process."""
+    from hemcli.errors import HemError, shown
     from hemcli.losses import LOSSES
-    return list(LOSSES)
+    from hemcli.losses.registry import loss_names
+
+    if LOSSES.find(name) is None:  # a plug-in that fails to load has said why
+        raise HemError(f"unknown loss.name {shown(name)}; valid choices: {', '.join(loss_names())}, "
+                       "or your own as package.module:NAME")
 
 
 def common_fields() -> dict[str, Field]:
     """Recipe keys shared by the training tasks (a task adds dataset/model keys of its own)."""
     return {
-        "loss.name": Field("str", "hem", "loss from the registry (hem losses)", _loss_names),
+        "loss.name": Field("str", "hem", "loss from the registry (hem losses), or package.module:NAME",
+                           check=_check_loss_name),
         "loss.params": Field("dict", {}, "loss hyper-parameters, e.g. {M: 2000}"),
         "optim.name": Field("str", "adam", "optimiser", OPTIMIZERS),
         "optim.lr": Field("float", 1e-3, "learning rate", minimum=0),

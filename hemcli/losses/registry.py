@@ -4,48 +4,70 @@ A builder is called as ``builder(num_classes=..., class_counts=..., ignore_index
 with every parameter of ``defaults`` filled in (user value or default); ``class_counts`` is a
 checked tuple of floats or None. A parameter's type is its default's type (an int is accepted for a
 float); a default of None means an optional number.
+
+Besides the built-in losses registered below, a name ``package.module:NAME`` or an entry point of
+group ``hemcli.losses`` is a plug-in loss (``hemcli.losses.plugins``), registered on its first lookup.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from types import MappingProxyType
-from typing import Callable, Mapping
+from typing import Mapping
 
 from torch import nn
 
 from hemcli.errors import HemError, unknown_name
 from hemcli.losses import modules as loss_modules
+from hemcli.losses.info import BUILT_IN, LossInfo, require_counts as _require_counts
 from hemcli.losses.margins import DEFAULT_M, checked_class_counts, hem_margins, is_finite_number
 
+class LossRegistry(dict):
+    """name -> LossInfo, where looking up a plug-in's name registers it first.
 
-@dataclass(frozen=True)
-class LossInfo:
-    name: str
-    builder: Callable[..., nn.Module]
-    description: str  # one line, shown by `hem losses`
-    defaults: Mapping[str, object]  # parameter name -> default
-    needs_class_counts: bool = False
+    So every place that looks a loss up (the recipe's check of ``loss.name``, planning, building the
+    loss in a sweep worker) finds a plug-in the recipe names, in whichever process it runs, without
+    a registration step of its own. Iterating lists only what is registered so far. A lookup of a bad
+    plug-in (``in`` included) is the HemError that says what is wrong with it.
+    """
 
-    def __post_init__(self):
-        # A read-only copy, so that a frozen record really is frozen.
-        object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
+    def find(self, name) -> LossInfo | None:
+        """The loss ``name``, registering a plug-in on its first lookup; None if there is no such loss."""
+        info = dict.get(self, name)
+        if info is not None or not isinstance(name, str):
+            return info
+        from hemcli.losses.plugins import find_plugin
+
+        info = find_plugin(name)
+        return None if info is None else self.register(info)
+
+    def register(self, info: LossInfo) -> LossInfo:
+        if dict.__contains__(self, info.name):
+            raise ValueError(f"loss {info.name!r} is already registered")
+        self[info.name] = info
+        return info
+
+    def __contains__(self, name) -> bool:
+        return self.find(name) is not None
+
+    def __missing__(self, name) -> LossInfo:
+        info = self.find(name)
+        if info is None:
+            raise unknown_name("loss", name, self)
+        return info
+
+    def get(self, name, default=None):
+        info = self.find(name)
+        return default if info is None else info
 
 
-LOSSES: dict[str, LossInfo] = {}
+LOSSES = LossRegistry()
 
 
 def register_loss(info: LossInfo) -> LossInfo:
     """Add ``info`` to LOSSES; a name can be registered once (ValueError otherwise)."""
-    if info.name in LOSSES:
-        raise ValueError(f"loss {info.name!r} is already registered")
-    LOSSES[info.name] = info
-    return info
+    return LOSSES.register(info)
 
 
 def build_loss(name: str, *, num_classes: int, class_counts=None, ignore_index: int = -100, **params) -> nn.Module:
     """The loss module ``name`` with ``params`` over its defaults; HemError (one line) on bad input."""
-    if name not in LOSSES:
-        raise unknown_name("loss", name, LOSSES)
     info = LOSSES[name]
     for key, value in params.items():
         _check_param(info, key, value)
@@ -65,8 +87,6 @@ def loss_params(name: str, params: Mapping[str, object], drop_unknown: bool = Fa
     A parameter ``name`` does not take is an error, or left out with ``drop_unknown`` (a sweep over
     several losses gives each only the parameters it has).
     """
-    if name not in LOSSES:
-        raise unknown_name("loss", name, LOSSES)
     info = LOSSES[name]
     given = {key: value for key, value in params.items() if key in info.defaults or not drop_unknown}
     for key, value in given.items():
@@ -79,8 +99,14 @@ def check_loss(name: str, *, num_classes: int, **params) -> None:
 
     Builds the loss once with equal class counts and drops it: a task calls this before it loads
     (and perhaps downloads) its data, so that a bad parameter is refused before anything is written.
+    A plug-in loss is also called once on a small batch (``plugins.probe``), so that one that cannot
+    train is refused then too.
     """
-    build_loss(name, num_classes=num_classes, class_counts=[1.0] * num_classes, **params)
+    loss = build_loss(name, num_classes=num_classes, class_counts=[1.0] * num_classes, **params)
+    if LOSSES[name].source != BUILT_IN:
+        from hemcli.losses.plugins import probe
+
+        probe(loss, num_classes)
 
 
 def _check_param(info: LossInfo, key: str, value) -> None:
@@ -100,12 +126,6 @@ def _check_param(info: LossInfo, key: str, value) -> None:
     if not ok:
         raise HemError(f"loss {info.name!r}: parameter {key!r} must be {expected}, "
                        f"got {type(value).__name__} {value!r}")
-
-
-def _require_counts(name: str, class_counts, why: str = "") -> tuple[float, ...]:
-    if class_counts is None:
-        raise HemError(f"loss {name!r} needs class_counts (training samples per class){why}")
-    return class_counts
 
 
 def _simple(module_cls):
@@ -165,3 +185,29 @@ for _info in (
              "cross-entropy + log(1 - p_l) bonus; conservative bonus when LE < 1", {"LE": 1.0}),
 ):
     register_loss(_info)
+
+
+def loss_names() -> list[str]:
+    """Every name a loss has here: the registered ones, then the entry points not loaded yet."""
+    from hemcli.losses import plugins
+
+    names = list(LOSSES)
+    return names + [point.name for point in plugins.loss_entry_points() if point.name not in names]
+
+
+def load_entry_points() -> list[tuple[str, str, str]]:
+    """Register every entry-point loss (``hem losses`` lists them); (name, source, problem) for each
+    that cannot be used: one that fails to load, or one named as a built-in loss (refused)."""
+    from hemcli.losses import plugins
+
+    problems = []
+    for point in plugins.loss_entry_points():
+        source = f"entry point {plugins.dist_name(point)}"
+        try:
+            info = LOSSES.find(point.name)
+        except HemError as err:
+            problems.append((point.name, source, str(err)))
+            continue
+        if info is not None and info.source == BUILT_IN:
+            problems.append((point.name, source, f"refused: {point.name!r} is the name of a built-in loss"))
+    return problems

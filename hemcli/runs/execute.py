@@ -16,7 +16,7 @@ from pathlib import Path
 from hemcli.engine import distributed
 from hemcli.errors import HemError
 from hemcli.fileio import write_json_atomic
-from hemcli.runs.lock import RunLock, RunTaken
+from hemcli.runs.lock import RunLock, RunTaken, check_free
 from hemcli.runs.paths import (ResultExists, attack_state_path, check_output, checkpoint_path,
                                remove_attack_states)
 from hemcli.runs.spec import RunSpec, task_info
@@ -29,6 +29,8 @@ def train(spec: RunSpec, *, overwrite: bool = False, resume: bool = False, quiet
     writes checkpoints and the result; the others return None."""
     task = task_info(spec.task)
     path, checkpoint = spec.path, checkpoint_path(spec.path)
+    if distributed.is_main():  # the other ranks of a data-parallel run find rank 0 holding it
+        check_free(path)
     check_output(path, overwrite, resume)
     prepared = task.setup(spec.cfg)
     if not distributed.is_main():

@@ -39,6 +39,18 @@ def lock_is_held(result: Path) -> bool:
     return False
 
 
+def taken(result: Path) -> RunTaken:
+    return RunTaken(f"another hem run is writing {result} (its lock {lock_path(result)} is held); "
+                    "wait for it, or choose another --seed or --out")
+
+
+def check_free(result: Path) -> None:
+    """RunTaken now if a live process holds the lock: said before any other check of the path
+    (its checkpoint is that run's, not an unfinished one needing --resume)."""
+    if lock_is_held(result):
+        raise taken(result)
+
+
 class RunLock:
     def __init__(self, result: Path):
         self.result, self.path = result, lock_path(result)
@@ -53,8 +65,7 @@ class RunLock:
             self._acquire()
         except Timeout:
             self._remove_created_folders()
-            raise RunTaken(f"another hem run is writing {self.result} (its lock {self.path} is held); "
-                           "wait for it, or choose another --seed or --out") from None
+            raise taken(self.result) from None
         except OSError as err:
             self._remove_created_folders()
             raise HemError(f"cannot write results under {self.path.parent}: {err.strerror or err}") from None

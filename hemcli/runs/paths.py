@@ -43,6 +43,9 @@ def check_output(path: Path, overwrite: bool, resume: bool = False) -> None:
         raise ResultExists(f"result already exists: {path} (pass --overwrite to replace it)")
     if path.exists() and resume and not overwrite:
         raise ResultExists(f"run already finished: {path} (pass --overwrite to train it again)")
+    if not path.exists() and checkpoint_path(path).is_file() and not (overwrite or resume):
+        raise HemError(f"an unfinished run of this condition and seed has a checkpoint at {checkpoint_path(path)}: "
+                       "pass --resume to continue it, or --overwrite to start again")
     check_writable_folder(path.parent)
 
 

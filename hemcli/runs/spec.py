@@ -64,23 +64,12 @@ def task_info(name: str):
     return info(name)
 
 
-# The paper's recipes, one per (dataset, arch) pair: recipes/<task>/<dataset>-<arch>.yaml of a checkout
-RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+def paper_recipe(task: str, flags: Mapping[str, object]):
+    """The packaged paper recipe for what the flags name, where there is one: ``<dataset>-<arch>``
+    (``<benchmark>-<strategy>`` for ``continual``: the task's ``recipe_keys``); every part named."""
+    from hemcli.recipes.packaged import paper_recipe as packaged_paper_recipe
 
-
-def paper_recipe(task: str, flags: Mapping[str, object]) -> Path | None:
-    """The paper's recipe for what the flags name, where there is one: ``<dataset>-<arch>.yaml``
-    (``<benchmark>-<strategy>.yaml`` for ``continual``: the task's ``recipe_keys``); every part named."""
-    names = [flags.get(key) for key in task_info(task).recipe_keys]
-    if not all(isinstance(name, str) for name in names):
-        return None
-    path = RECIPES / task / f"{'-'.join(names)}.yaml"
-    if not path.is_file():
-        return None
-    try:
-        return path.relative_to(Path.cwd())
-    except ValueError:
-        return path
+    return packaged_paper_recipe(task, [flags.get(key) for key in task_info(task).recipe_keys])
 
 
 def plan_run(task: str, recipe: str | Path | None, flags: Mapping[str, object], sets: Iterable[str],
@@ -93,9 +82,14 @@ def plan_run(task: str, recipe: str | Path | None, flags: Mapping[str, object], 
     ``drop_foreign_params``: leave out loss parameters the run's loss does not take (a sweep over
     several losses), instead of refusing them.
     """
+    from hemcli.recipes.packaged import locate
+
     info = task_info(task)
     schema, complete = info.schema(), info.complete
-    recipe = recipe if recipe is not None else paper_recipe(task, flags)
+    recipe = locate(recipe, task) if recipe is not None else paper_recipe(task, flags)
+    finished = finished_result(recipe, task) if recipe is not None else None
+    if finished is not None:  # `-r seedN.json`: the run's recorded recipe is the base
+        return _plan_from_result(task, info, recipe, finished, flags, sets, out, drop_foreign_params)
     cfg = complete(recipes.resolve(schema, task, recipe, flags, list(sets)))
     cfg["loss"]["params"] = _loss_params(cfg["loss"], drop_foreign_params)
     raw_base = complete(recipes.resolve(schema, task, recipe))
@@ -105,6 +99,49 @@ def plan_run(task: str, recipe: str | Path | None, flags: Mapping[str, object], 
     name = Path(*folders, f"{condition['label']}--{condition['id']}", f"seed{cfg['seed']}")
     command = command_line(task, recipe, schema, cfg, raw_base, out)
     return RunSpec(task, cfg, Path(out), name.as_posix(), condition, tuple(command))
+
+
+def finished_result(recipe, task: str) -> dict | None:
+    """The result a ``--recipe seedN.json`` names (its recipe reruns the run), None for a recipe;
+    a HemError for a file that is not a complete result, or one of another task."""
+    if recipe.path.suffix != ".json":
+        return None
+    from hemcli.report.reading import read_result
+
+    result, reason = read_result(recipe.path)
+    if result is None:
+        raise HemError(f"{recipe.name}: {reason}")
+    if result["task"] != task:
+        raise HemError(f"{recipe.name} is a result of hem {result['task']}, not of hem {task}; "
+                       f"rerun it with hem {result['task']} -r {recipe.name}")
+    return result
+
+
+def _plan_from_result(task: str, info, recipe, result: dict, flags, sets, out, drop_foreign_params) -> RunSpec:
+    """The run a finished result records, with the flags and ``--set``s over it: the same condition
+    (and result folder) unless they change what is trained; the label keeps what the original run
+    differed in."""
+    from hemcli.evaluation.suite import evaluation_names
+    from hemcli.losses import LOSSES
+
+    schema = info.schema()
+    base_recipe = dict(result["recipe"])
+    if isinstance(base_recipe.get("eval"), list):  # results written before an evaluation was renamed
+        base_recipe["eval"] = evaluation_names(base_recipe["eval"])
+    cfg = info.complete(recipes.resolve(schema, task, None, flags, list(sets), base=base_recipe))
+    cfg["loss"]["params"] = _loss_params(cfg["loss"], drop_foreign_params)
+    raw_base = info.complete(recipes.resolve(schema, task, None, base=base_recipe))
+    condition = conditions.condition_of(cfg)
+    recorded = (result.get("condition") or {}).get("differs") or {}
+    still = {key: value for key, value in recorded.items()  # what the original differed in, where it still does
+             if key in condition and conditions.canonical(condition[key]) == conditions.canonical(value)}
+    differs = {**still, **conditions.differences(condition, conditions.condition_of(raw_base),
+                                                 LOSSES[cfg["loss"]["name"]].defaults)}
+    record = {"id": conditions.condition_id(condition), "label": conditions.label(differs, condition),
+              "differs": differs}
+    name = Path(*_folders(cfg, info.path_keys), f"{record['label']}--{record['id']}", f"seed{cfg['seed']}")
+    command = command_line(task, recipe, schema, cfg, raw_base, out)
+    return RunSpec(task, cfg, Path(out), name.as_posix(), record, tuple(command))
 
 
 def _loss_params(loss: Mapping, drop_foreign: bool) -> dict:
@@ -152,7 +189,7 @@ def spell_arg(value: object) -> str:
 
 def command_line(task: str, recipe, schema: Mapping, cfg: Mapping, raw_base: Mapping, out) -> list[str]:
     """``hem <task> [--recipe R] --out O`` and a flag or ``--set`` for every key that differs from the recipe."""
-    args = ["hem", task, *(["--recipe", str(recipe)] if recipe is not None else []), "--out", str(out)]
+    args = ["hem", task, *(["--recipe", recipe.name] if recipe is not None else []), "--out", str(out)]
     flags = {key: flag for flag, key in FLAG_KEYS.items()}
     mine, theirs = recipes.flatten(cfg, schema), recipes.flatten(raw_base, schema)
     for key in schema:

@@ -20,15 +20,17 @@ from hemcli.runs.sweep.grid import file_axes, flag_axis, merge_axes, plan_grid, 
 
 
 def plan(task: str, recipe: Path | None, flag_texts: Mapping[str, str | None], set_texts: Iterable[str],
-         out: Path, deterministic: bool = False) -> list[RunSpec]:
-    """Every run of the grid the command line (and the recipe's ``grid:``) describes, in order."""
+         out: Path, deterministic: bool = False, fixed: Mapping[str, object] | None = None) -> list[RunSpec]:
+    """Every run of the grid the command line (and the recipe's ``grid:``) describes, in order;
+    ``fixed``: recipe keys with the one value every run takes (where a run goes, how it is measured)."""
     task_info(task)  # an unknown task first, before its flags are read
     groups = []
-    grid = recipes.recipe_grid(recipe) if recipe is not None else None
+    grid = recipes.recipe_grid(recipe, task) if recipe is not None else None
     if grid is not None:
         groups.append(file_axes(grid, recipe))
     groups.append([flag_axis(flag, text) for flag, text in flag_texts.items() if text is not None])
     groups.append([set_axis(assignment) for assignment in set_texts])
+    groups.append([(key, [value]) for key, value in (fixed or {}).items()])
     sets = ["deterministic=true"] if deterministic else []
     return plan_grid(task, recipe, merge_axes(*groups), sets, out)
 

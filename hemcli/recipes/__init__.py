@@ -16,6 +16,7 @@ from typing import Callable, Iterable, Mapping
 
 from hemcli import values
 from hemcli.errors import HemError, unknown_name, shown
+from hemcli.recipes.packaged import Recipe, locate
 
 _TYPE_NAMES = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false",
                "list[int]": "a list of integers", "list[str]": "a list of strings",
@@ -140,20 +141,24 @@ GRID_KEY = "grid"  # a recipe's sweep axes: read by `hem sweep`, not part of any
 BY_LOSS_KEY = "by_loss"
 
 
-def _read_mapping(path: str | Path) -> dict:
-    path = Path(path)
-    data = values.read_yaml_file(path)
+def _read_mapping(recipe: Recipe) -> dict:
+    data = values.read_yaml_file(recipe.path)
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise HemError(f"recipe {path} must be a mapping of keys to values, got {type(data).__name__}")
+        raise HemError(f"recipe {recipe.name} must be a mapping of keys to values, got {type(data).__name__}")
     return data
 
 
-def load_recipe_file(path: str | Path) -> dict:
-    """Read a recipe YAML (see ``hemcli.values``), without its ``grid:`` block; every way it can be
-    bad is a one-line HemError."""
-    data = _read_mapping(path)
+def read_recipe(recipe: str | Path | Recipe, task: str | None = None) -> dict:
+    """The whole mapping of ``--recipe`` (a file, or a packaged recipe: ``hemcli.recipes.packaged``),
+    ``grid:`` block included; every way it can be bad is a one-line HemError."""
+    return _read_mapping(locate(recipe, task))
+
+
+def load_recipe_file(recipe: str | Path | Recipe, task: str | None = None) -> dict:
+    """Read a recipe YAML (see ``hemcli.values``), without its ``grid:`` block."""
+    data = read_recipe(recipe, task)
     data.pop(GRID_KEY, None)
     return data
 
@@ -171,9 +176,9 @@ def _by_loss(block: object, path, schema: Mapping[str, Field]) -> dict[str, dict
     return {name: flatten(settings, schema) for name, settings in block.items()}
 
 
-def recipe_grid(path: str | Path) -> object:
+def recipe_grid(recipe: str | Path | Recipe, task: str | None = None) -> object:
     """The recipe's ``grid:`` block (``hemcli.runs.sweep.grid`` reads it), or None."""
-    return _read_mapping(path).get(GRID_KEY)
+    return read_recipe(recipe, task).get(GRID_KEY)
 
 
 def parse_set(assignment: str) -> tuple[str, object]:
@@ -208,11 +213,12 @@ def resolve(schema: Mapping[str, Field], task: str, recipe_path: str | Path | No
         flat.update(flatten(copy.deepcopy(dict(base)), schema))
     by_loss = {}
     if recipe_path is not None:
-        from_file = load_recipe_file(recipe_path)
+        recipe = locate(recipe_path, task)
+        from_file = load_recipe_file(recipe)
         if from_file.get("task", task) != task:
-            raise HemError(f"recipe {recipe_path} is for task {from_file['task']!r}, not {task!r}")
+            raise HemError(f"recipe {recipe.name} is for task {from_file['task']!r}, not {task!r}")
         if BY_LOSS_KEY in from_file:
-            by_loss = _by_loss(from_file.pop(BY_LOSS_KEY), recipe_path, schema)
+            by_loss = _by_loss(from_file.pop(BY_LOSS_KEY), recipe.name, schema)
         flat.update(flatten(from_file, schema))
     given = [(key, value) for key, value in (flags or {}).items() if value is not None]
     given += [parse_set(assignment) for assignment in sets]
@@ -225,11 +231,11 @@ def resolve(schema: Mapping[str, Field], task: str, recipe_path: str | Path | No
     return unflatten({key: check_value(key, schema[key], value) for key, value in flat.items()})
 
 
-def read_text_inputs(recipe_path: str | Path | None, sets: Iterable[str]) -> None:
+def read_text_inputs(recipe: str | Path | Recipe | None, sets: Iterable[str], task: str | None = None) -> None:
     """Read the recipe file and every ``--set`` as YAML, without a schema: what cannot be read (an
     alias bomb, a FIFO, malformed YAML) is refused before a task imports its libraries."""
-    if recipe_path is not None:
-        _read_mapping(recipe_path)
+    if recipe is not None and locate(recipe, task).path.suffix != ".json":  # a result: read as JSON later
+        read_recipe(recipe, task)
     for assignment in sets:
         parse_set(assignment)
 
