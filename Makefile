@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 DEMO_OUT ?= results/demo
 
-.PHONY: install demo test bench mutants clean
+.PHONY: install demo test docs bench mutants clean
 
 install: $(VENV)/.installed
 
@@ -16,7 +16,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --no-compile $(TORCH_PINS)
-	$(BIN)/pip install -q --no-compile -e '.[test]'
+	$(BIN)/pip install -q --no-compile -e '.[test,docs]'
 	-$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null
 	touch $@
 
@@ -24,8 +24,15 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(BIN)/hem sweep classify --loss ce,hem --seed 0-2 --jobs 2 --out $(DEMO_OUT)
 
+# The docs build takes seconds (about 6 s of CPU here), so `make test` checks it too: a broken link
+# or anchor, a page left out of the nav or an unreadable docstring fails it.
 test: install
 	$(BIN)/python -m pytest -q -ra
+	$(BIN)/mkdocs build --strict
+
+# The site from docs/ and mkdocs.yml into site/; --strict: every warning fails the build.
+docs: install
+	$(BIN)/mkdocs build --strict
 
 bench: install
 	$(BIN)/python -m bench
@@ -34,5 +41,5 @@ mutants: install
 	$(BIN)/python dev/mutants.py
 
 clean:
-	rm -rf $(VENV) results checkpoints .pytest_cache build *.egg-info
+	rm -rf $(VENV) results checkpoints .pytest_cache build *.egg-info site
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

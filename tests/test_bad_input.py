@@ -207,7 +207,7 @@ REPORT_CASES = [
     ("report: --metrics ,", ["report", "r", "--metrics", ","], "--metrics names no metric; present: clean_accuracy",
      lambda root: at(Path("r/x.json"), b'{"schema_version": 1, "task": "classify", "status": "complete", '
                      b'"recipe": {}, "metrics": {"clean_accuracy": 90}}')(root)),
-    ("report: unknown metric", ["report", "r", "--metrics", "dar"], "unknown metric 'dar'; valid choices: clean_acc",
+    ("report: unknown metric", ["report", "r", "--metrics", "dar_linf"], "unknown metric 'dar_linf'; valid choices: clean_acc",
      lambda root: at(Path("r/x.json"), b'{"schema_version": 1, "task": "classify", "status": "complete", '
                      b'"recipe": {}, "metrics": {"clean_accuracy": 90}}')(root)),
 ]
@@ -449,3 +449,117 @@ def test_hostile_input_to_other_tasks(tmp_path, monkeypatch, capsys, task, argv,
 def test_sweep_refuses_an_alias_bomb_at_once(tmp_path, monkeypatch, capsys):
     check_case(tmp_path, monkeypatch, capsys, ["sweep", "classify", "--seed", "0-1", "--dry-run", "-r", "r.yaml"],
                BOMB_MESSAGE, recipe("grid:\n" + indented(alias_bomb(), 2)))
+
+
+# issue 28: hem evaluate --weights
+WEIGHTS = Path("w.pt")
+NETWORK = ["--arch", "lenet", "--dataset", "digits"]
+
+
+def lenet_weights(classes: int = 10, change=None):
+    """A lenet state_dict for digits' 8x8 images at ``WEIGHTS`` (``change(state)``: what is saved instead)."""
+    def write(root: Path) -> None:
+        from hemcli.models import build_model
+
+        state = build_model("lenet", (1, 8, 8), classes).state_dict()
+        at(WEIGHTS, change(state) if change else state)(root)
+    return write
+
+
+def other_arch_weights(root: Path) -> None:
+    from hemcli.models import build_model
+
+    at(WEIGHTS, build_model("mlp", (1, 8, 8), 10).state_dict())(root)
+
+
+def pickled_network(root: Path) -> None:
+    from hemcli.models import build_model
+
+    at(WEIGHTS, build_model("lenet", (1, 8, 8), 10))(root)
+
+
+def narrower_first_conv(state: dict) -> dict:
+    return {**state, "features.0.weight": torch.zeros(8, 1, 5, 5)}
+
+
+def module(name: str, text: str):
+    """``name``.py in the working folder, for --model (names unique: Python keeps an imported module)."""
+    return recipe(text, f"{name}.py")
+
+
+EVALUATE_CASES = [
+    ("weights missing", ["--weights", "nope.pt", *NETWORK], "weights file not found: nope.pt", None),
+    ("weights a folder", ["--weights", "w.pt", *NETWORK], "cannot read weights w.pt: a folder, not a regular file",
+     at(WEIGHTS, folder=True)),
+    ("weights a pickled network", ["--weights", "w.pt", *NETWORK], "weights w.pt hold a pickled "
+     "hemcli.models.small.LeNet, not a state_dict; save model.state_dict() instead", pickled_network),
+    ("weights a tensor", ["--weights", "w.pt", *NETWORK],
+     "weights w.pt hold a tensor of shape [3], not a state_dict (parameter names to tensors)", at(WEIGHTS, torch.zeros(3))),
+    ("weights garbage bytes", ["--weights", "w.pt", *NETWORK], "cannot read weights w.pt: not a file torch.save wrote",
+     at(WEIGHTS, bytes(range(256)))),
+    ("weights an empty file", ["--weights", "w.pt", *NETWORK], "cannot read weights w.pt: not a file torch.save wrote",
+     at(WEIGHTS, b"")),
+    ("weights a planted pickle", ["--weights", "w.pt", *NETWORK], "weights w.pt hold a pickled getattr, not a "
+     "state_dict", planted(WEIGHTS, zipped=True)),
+    ("weights a hem checkpoint", ["--weights", "w.pt", *NETWORK], "weights w.pt hold a hem checkpoint (measure its "
+     "run with hem evaluate RESULT.json)", lenet_weights(change=lambda s: {"format": "hem-checkpoint/1", "model": s})),
+    ("weights of another network", ["--weights", "w.pt", *NETWORK], "weights w.pt do not fit lenet: missing keys "
+     "features.0.weight, features.0.bias, features.3.weight and 5 more; unexpected keys 1.weight, 1.bias, 3.weight "
+     "and 5 more", other_arch_weights),
+    ("weights with a key missing", ["--weights", "w.pt", *NETWORK], "weights w.pt do not fit lenet: missing keys "
+     "features.0.bias", lenet_weights(change=lambda s: {k: v for k, v in s.items() if k != "features.0.bias"})),
+    ("weights of a DataParallel wrapper", ["--weights", "w.pt", *NETWORK], "(saved from a DataParallel/DDP wrapper: "
+     "save model.module.state_dict())", lenet_weights(change=lambda s: {f"module.{k}": v for k, v in s.items()})),
+    ("weights of another shape", ["--weights", "w.pt", *NETWORK], "weights w.pt do not fit lenet: features.0.weight "
+     "has shape [8, 1, 5, 5] in the file and [16, 1, 5, 5] in the network", lenet_weights(change=narrower_first_conv)),
+    ("weights of another class count", ["--weights", "w.pt", *NETWORK],
+     "weights w.pt are of a 6-class lenet; dataset digits has 10 classes", lenet_weights(6)),
+    ("weights of an arch that does not fit", ["--weights", "w.pt", "--arch", "resnet32", "--dataset", "digits"],
+     "arch 'resnet32' does not take 8x8 inputs", lenet_weights()),
+    ("weights without a network", ["--weights", "w.pt", "--dataset", "digits"], "--weights needs the network they "
+     "are for: --arch A (hem archs lists them) or --model package.module:factory", lenet_weights()),
+    ("weights without a dataset", ["--weights", "w.pt", "--arch", "lenet"], "--weights needs --dataset D, the "
+     "dataset the network classifies; valid choices: digits, digits-heldout", lenet_weights()),
+    ("--arch without weights", NETWORK, "--arch lenet needs --weights FILE", None),
+    ("--arch and --model", ["--weights", "w.pt", *NETWORK, "--model", "m:f"], "--arch and --model both name the "
+     "network; give one", lenet_weights()),
+    ("a result and --weights", ["results", "--weights", "w.pt", *NETWORK], "--weights, --arch, --dataset measure a "
+     "network trained elsewhere; result files are measured again in place", lenet_weights()),
+    ("--set of a training key", ["--weights", "w.pt", *NETWORK, "--set", "optim.lr=0.1"], "--set optim.lr: a network "
+     "trained elsewhere takes eval, dataset.download, dataset.limit and evaluation.* keys", lenet_weights()),
+    ("--model not importable", ["--model", "hem28_absent:build", "--dataset", "digits"], "--model hem28_absent:build: "
+     "no module named 'hem28_absent' on sys.path or in the working folder", None),
+    ("--model malformed", ["--model", "hem28_nocolon", "--dataset", "digits"],
+     "--model is written package.module:factory, got 'hem28_nocolon'", None),
+    ("--model failing to import", ["--model", "hem28_broken:build", "--dataset", "digits"], "--model hem28_broken:build: "
+     "importing hem28_broken raised ZeroDivisionError: division by zero", module("hem28_broken", "1 / 0\n")),
+    ("--model without the factory", ["--model", "hem28_nofactory:build", "--dataset", "digits"],
+     "--model hem28_nofactory:build: hem28_nofactory has no attribute 'build'", module("hem28_nofactory", "x = 1\n")),
+    ("--model not callable", ["--model", "hem28_notcallable:build", "--dataset", "digits"], "--model "
+     "hem28_notcallable:build is not callable (an object of type int)", module("hem28_notcallable", "build = 3\n")),
+    ("--model returning no network", ["--model", "hem28_nonetwork:build", "--dataset", "digits"], "--model "
+     "hem28_nonetwork:build returned an object of type str, not an nn.Module",
+     module("hem28_nonetwork", "def build(num_classes):\n    return 'a network'\n")),
+    ("--model returning another class count", ["--model", "hem28_sixclasses:build", "--dataset", "digits"],
+     "the network gives 6 logits per image; dataset digits has 10 classes", module(
+         "hem28_sixclasses", "from torch import nn\n\ndef build():\n    return nn.Sequential(nn.Flatten(), nn.Linear(64, 6))\n")),
+    ("--model not taking the images", ["--model", "hem28_otherimages:build", "--dataset", "digits"],
+     "the network cannot take digits images (a batch of 2x1x8x8): RuntimeError: ", module(
+         "hem28_otherimages", "from torch import nn\n\ndef build(num_classes):\n    return nn.Linear(3, num_classes)\n")),
+    ("nothing to measure", [], "nothing to measure: give result files (or folders of them), or --weights FILE --arch A "
+     "--dataset D", None),
+]
+
+
+@pytest.mark.parametrize("argv, message, setup", [pytest.param(*case[1:], id=case[0]) for case in EVALUATE_CASES])
+def test_evaluate_weights_bad_input(tmp_path, monkeypatch, capsys, argv, message, setup):
+    import sys
+
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)  # an imported --model module leaves no __pycache__
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the working folder hem appends is forgotten afterwards
+    try:
+        check_case(tmp_path, monkeypatch, capsys, ["evaluate", "--quiet", "--device", "cpu", *argv], message, setup)
+    finally:
+        for name in [name for name in sys.modules if name.startswith("hem28_")]:
+            del sys.modules[name]
+    assert not (tmp_path / "MARKER").exists()

@@ -86,10 +86,30 @@ def github_cells(paths, **kwargs):
     return table_lines(report(paths, **QUIET, **kwargs))
 
 
+def raw_headers(header):
+    """A github header with each metric column named by its key and its Δ and p columns
+    ``<key> vs ce`` and ``<key> p``, so that a test reads cells by the metric's key."""
+    named, metric = [], None
+    for text in header:
+        if text == "Δ vs CE [95% CI]":
+            named.append(f"{metric} vs ce")
+        elif text == "p":
+            named.append(f"{metric} p")
+        elif text.endswith((" ↑", " ↓")):
+            metric = RAW.get(text, text[:-2])
+            named.append(metric)
+        else:
+            named.append(text)
+    return named
+
+
+RAW = {"clean accuracy (%) ↑": "clean_accuracy"}  # display name -> key, for the metrics these tests use
+
+
 def github_rows(paths, **kwargs):
-    """The github table as one {header: cell} dict per row."""
+    """The github table as one {header: cell} dict per row, metric columns by key (``raw_headers``)."""
     header, _, *lines = github_cells(paths, **kwargs)
-    return [dict(zip(header, line)) for line in lines]
+    return [dict(zip(raw_headers(header), line)) for line in lines]
 
 
 def as_json(paths, **kwargs):
@@ -512,9 +532,10 @@ def test_github_is_a_markdown_table(runs):
     assert text.startswith("| task") and set(text.splitlines()[1]) <= set("|-: ")
     header, _, ce, hem = github_cells(runs)
     # HEM's M, margin, margin_index and CE's tau are implied by the loss: no column until one varies.
+    # metrics by their display names (a metric hem does not know keeps its key), each followed by its Δ and p
     assert header == ["task", "dataset", "arch", "loss", "n",
-                      "clean_accuracy", "clean_accuracy vs ce", "clean_accuracy p",
-                      "unknown_class_auroc", "unknown_class_auroc vs ce", "unknown_class_auroc p"]
+                      "clean accuracy (%) ↑", "Δ vs CE [95% CI]", "p",
+                      "unknown_class_auroc ↑", "Δ vs CE [95% CI]", "p"]
     assert ce[:5] == ["classify", "digits", "lenet", "ce", "3"] and ce[6:8] == ["", ""]
     assert hem[:5] == ["classify", "digits", "lenet", "hem", "3"]
     mean, std = np.mean(HEM_ACCURACY), np.std(HEM_ACCURACY, ddof=1)
@@ -527,18 +548,24 @@ def test_github_notes_follow_the_table_after_a_blank_line(runs):
     lines = report(runs, **QUIET).splitlines()
     blank = lines.index("")
     assert all(line.startswith("|") for line in lines[:blank])
-    assert lines[blank + 1:] == ["- \\* p < 0.05 (two-sample t-test against the matched CE condition)",
+    assert lines[blank + 1:] == ["- ↑ higher is better, ↓ lower is better",
+                                 "- \\* p < 0.05 (two-sample t-test against the matched CE condition)",
                                  "- bold: best mean of the metric within its group"]
 
 
 def test_latex_is_booktabs_with_raw_bold_and_escaped_text(runs):
     text = report(runs, fmt="latex", **QUIET)
     assert "\\toprule" in text and "\\bottomrule" in text and "\\end{tabular}" in text
-    assert "clean\\_accuracy" in text
+    assert "unknown\\_class\\_auroc" in text
+    # each metric's display name over its mean ± std, Δ and p columns (6-8: after task, dataset, arch, loss, n)
+    assert "\\multicolumn{3}{c}{clean accuracy (\\%) \\ensuremath{\\uparrow}}" in text
+    assert "\\cmidrule(lr){6-8} \\cmidrule(lr){9-11}" in text
+    assert "\\ensuremath{\\Delta} vs CE [95\\% CI]" in text and "Δ" not in text and "↑" not in text
     assert f"\\textbf{{{np.mean(HEM_ACCURACY):.2f} ± " in text  # not \textbackslash{}textbf
     assert "textbackslash" not in text
     table, notes = text.split("\\end{tabular}")
-    assert "* p \\ensuremath{<} 0.05" in notes and "bold: best mean" in notes
+    assert "\\noindent \\ensuremath{\\uparrow} higher is better" in notes
+    assert "\\\\\n{*} p \\ensuremath{<} 0.05" in notes and "bold: best mean" in notes  # not \\* (a line break)
 
 
 class CellParser(HTMLParser):
@@ -555,6 +582,8 @@ class CellParser(HTMLParser):
             self._cell = ""
         elif tag == "b":
             self._in_bold = True
+        elif tag == "br" and self._cell is not None:  # a line break inside a cell reads as a space
+            self._cell += " "
 
     def handle_endtag(self, tag):
         if tag in ("td", "th"):
@@ -566,7 +595,7 @@ class CellParser(HTMLParser):
 
     def handle_data(self, data):
         if self._cell is not None:
-            self._cell += data
+            self._cell += data.replace("\xa0", " ")  # a non-breaking space (name&nbsp;↑) is a space
 
 
 def html_cells(text):
@@ -579,16 +608,18 @@ def test_html_cells_equal_the_github_cells_and_text_is_escaped(tmp_path):
     write_runs(tmp_path, "ce", CE_ACCURACY[:2], dataset="<x>")
     write_runs(tmp_path, "hem", HEM_ACCURACY[:2], dataset="<x>")
     text = report(tmp_path, fmt="html", **QUIET)
-    assert text.startswith("<table>") and "&lt;x&gt;" in text and "<x>" not in text
+    assert text.startswith("<!DOCTYPE html>") and "&lt;x&gt;" in text and "<x>" not in text
     parsed = html_cells(text)
-    github = github_cells(tmp_path)
-    del github[1]  # the rule under the header
-    assert parsed.rows == [[cell.strip("*") for cell in line] for line in github]
-    bold = {(row, column) for row, line in enumerate(github)
-            for column, cell in enumerate(line) if cell.startswith("**")}
+    header, _, *body = github_cells(tmp_path)
+    # two header rows: the key columns and each metric's name, then the metric's sub-columns
+    assert parsed.rows[:2] == [["task", "dataset", "arch", "loss", "n", "clean accuracy (%) ↑"],
+                               ["mean ± std", "Δ vs CE [95% CI]", "p"]]
+    assert parsed.rows[2:] == [[cell.strip("*") for cell in line] for line in body]
+    bold = {(row + 2, column) for row, line in enumerate(body) for column, cell in enumerate(line)
+            if cell.startswith("**")}
     assert parsed.bold == bold and bold
-    assert parsed.rows[2][parsed.rows[0].index("clean_accuracy vs ce")].endswith("†")
-    assert "<p>† fewer than 3 runs on a side</p>" in text and "<p>* p &lt; 0.05" not in text
+    assert parsed.rows[3][header.index("Δ vs CE [95% CI]")].endswith("†")
+    assert "<li>† fewer than 3 runs on a side</li>" in text and "<li>* p &lt; 0.05" not in text
 
 
 def test_csv_parses_back_to_the_same_numbers(runs):
@@ -655,12 +686,18 @@ def test_metrics_naming_nothing_is_an_error(runs):
 # ---------------------------------------------------------------- --plot
 
 
+SHOWN_AS = {"clean_accuracy": "clean accuracy (%) ↑", "unknown_class_auroc": "unknown_class_auroc ↑"}
+X_LABELS = {"clean accuracy (%) ↑": "Δ vs CE (pp)   better →", "unknown_class_auroc ↑": "Δ vs CE   better →"}
+
+
 def plotted(figure):
-    """(metric, label, delta, ci_low, ci_high) of every error bar, read back from the Figure's artists."""
+    """(panel title, label, delta, ci_low, ci_high) of every error bar, read back from the Figure's artists."""
     found = []
     for ax in figure.axes:
+        if not ax.axison:  # the empty cell of a grid with an odd number of panels
+            continue
         labels = {round(tick): label.get_text() for tick, label in zip(ax.get_yticks(), ax.get_yticklabels())}
-        assert ax.get_xlabel() == f"Δ {ax.get_title()} vs CE"
+        assert ax.get_xlabel() == X_LABELS[ax.get_title()]
         for container in ax.containers:
             data_line, _, bars = container.lines
             (x,), (y,) = data_line.get_xdata(), data_line.get_ydata()
@@ -687,11 +724,13 @@ def test_plot_draws_the_json_delta_and_interval(sweep, tmp_path_factory, monkeyp
 
     figures = []
     real_figure = report_plot.delta_figure
-    monkeypatch.setattr(report_plot, "delta_figure", lambda rows: figures.append(real_figure(rows)) or figures[-1])
+    monkeypatch.setattr(report_plot, "delta_figure",
+                        lambda points, title: figures.append((real_figure(points, title), points)) or figures[-1][0])
     png = tmp_path_factory.mktemp("plots") / "delta.png"
     rows = json.loads(report(sweep, fmt="json", plot=png, **QUIET))
+    # one figure per metric group: clean accuracy in delta.png, the metric hem does not know beside it
+    assert sorted(path.name for path in png.parent.iterdir()) == ["delta-other.png", "delta.png"]
     assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
-    (figure, points), = figures
     expected = []
     for metric in ("clean_accuracy", "unknown_class_auroc"):
         for row in rows[1:]:
@@ -699,21 +738,22 @@ def test_plot_draws_the_json_delta_and_interval(sweep, tmp_path_factory, monkeyp
             if summary is None:
                 continue
             label = "focal †" if row["loss"] == "focal" else f"hem M={row['M']}"
-            expected.append((metric, label, summary["delta"], summary["ci_low"], summary["ci_high"]))
-    assert [point[:2] for point in plotted(figure)] == [item[:2] for item in expected]
-    assert [tuple(point) for point in points] == expected
-    for drawn, wanted in zip(plotted(figure), expected):
-        assert drawn[2:] == pytest.approx(wanted[2:], rel=1e-12, abs=1e-12)
+            expected.append((metric, label, summary["delta"], summary["ci_low"], summary["ci_high"], summary["p"]))
+    drawn = [item for figure, _ in figures for item in plotted(figure)]
+    assert [item[:2] for item in drawn] == [(SHOWN_AS[metric], label) for metric, label, *_ in expected]
+    assert [tuple(point) for _, points in figures for point in points] == expected
+    for item, wanted in zip(drawn, expected):
+        assert item[2:] == pytest.approx(wanted[2:5], rel=1e-12, abs=1e-12)
 
 
 def test_plot_point_without_interval_has_no_bar(tmp_path):
-    from hemcli.report.plot import delta_figure
+    from hemcli.report.plot import delta_figure, plot_points
 
     write_runs(tmp_path, "ce", CE_ACCURACY)
     write_runs(tmp_path, "hem", HEM_ACCURACY[:1])
-    figure, points = delta_figure(build_rows(load_results(find_results(tmp_path))))
+    figure = delta_figure(plot_points(build_rows(load_results(find_results(tmp_path)))))
     delta = HEM_ACCURACY[0] - np.mean(CE_ACCURACY)
-    assert plotted(figure) == [("clean_accuracy", "hem †", pytest.approx(delta), None, None)]
+    assert plotted(figure) == [("clean accuracy (%) ↑", "hem †", pytest.approx(delta), None, None)]
 
 
 def snapshot(folder: Path) -> list[str]:

@@ -65,6 +65,9 @@ FLAGS = [
          axis=False),
     Flag("attack_strength", "torchattacks (its step counts, as the paper ran) or official (AutoAttack's).",
          MEASURED, axis=False),
+    # where a run is logged, not what is trained (hemcli.loggers): the same for every run of a sweep
+    Flag("logger", "Experiment loggers, comma-separated: csv, tensorboard, wandb, mlflow (files beside the result, "
+         "or under --set log.dir=DIR; wandb offline unless configured).", ALL, "LIST", axis=False),
 ]
 
 

@@ -27,6 +27,26 @@ CorruptSamplesOpt = typer.Option(None, metavar="INT", help="At most this many im
 AttackSamplesOpt = typer.Option(None, metavar="INT", help="Test images attacked by AutoAttack (the paper: 10000).")
 AttackBatchOpt = typer.Option(None, metavar="INT", help="Images per attack batch, the step an attack resumes at (500).")
 AttackStrengthOpt = typer.Option(None, help="torchattacks (its step counts, as the paper ran) or official (AutoAttack's).")
+ProgressEveryOpt = typer.Option(None, "--progress-every", metavar="SECONDS",
+                                help="Where stderr is not a terminal (a log file): a progress line (batch, images/s, "
+                                     "ETA) at most every SECONDS; 0: after every batch. Default 30.")
+
+
+def _set_progress_every(text: str | None) -> None:
+    """``--progress-every``, checked, as this process's interval between progress lines in a log."""
+    import math
+
+    from hemcli.progress import set_log_interval
+
+    if text is None:
+        return
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise HemError(f"--progress-every must be a number of seconds >= 0 (0: every batch), got {text!r}")
+    set_log_interval(seconds)
 
 
 def _flag_values(**flags) -> dict:

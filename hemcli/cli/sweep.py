@@ -118,6 +118,8 @@ def _sweep(task, recipe, eval_, set_, out, backend, jobs, address, cpus_per_run,
     if eval_ is not None:
         set_ = [*set_, f"eval=[{eval_}]"]
     specs = sweeps.plan(task, recipe, flags, [*set_, *switches], out, deterministic, fixed)
+    from hemcli.loggers import check_installed
+    check_installed([name for spec in specs for name in spec.cfg["log"]["loggers"]])  # before any run starts
     options = BackendOptions(jobs, address, cpus_per_run, gpus_per_run, slurm_partition, slurm_time,
                              slurm_array_parallelism, slurm_cluster)
     runner = make_backend(backend, options, out)

@@ -14,10 +14,15 @@ from hemcli.cli.output import _emit, _results_only
 @app.command()
 def report(
     paths: List[Path] = typer.Argument(..., help="Result files or folders (searched recursively)."),
-    format: str = typer.Option("github", "--format", "-f", help="github, latex, csv, json or html."),
-    metrics: Optional[str] = typer.Option(None, help="Comma-separated metric columns to show."),
-    plot: Optional[Path] = typer.Option(None, "--plot", metavar="FILE.png",
-                                        help="Also draw each loss's difference to CE with its 95% interval."),
+    format: str = typer.Option("github", "--format", "-f", help="github, latex, csv, json or html (a standalone "
+                               "page; with --plot, the figures are in it too)."),
+    metrics: Optional[str] = typer.Option(
+        None, metavar="NAMES", help="Comma-separated metric columns, group names (clean, shots, corrupt, ood, dar, "
+        "robust, attack, calibration, continual, segment, other), headline or all. Default: the headline metrics "
+        "of each evaluation (every metric in csv and json)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", metavar="FILE.png|pdf|svg",
+                                        help="Also draw each loss's difference to CE with its 95% interval, one "
+                                             "figure per metric group (FILE, FILE-<group>...)."),
 ):
     """Results as a table by condition: mean ± std over seeds, n, difference to the matching CE condition."""
     from hemcli.report import report as make_report

@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 
 from hemcli.cli.flags import CONTINUAL, flags_of
-from hemcli.cli.options import EvalHelp, OutOpt, QuietOpt, _flag_values, app
+from hemcli.cli.options import EvalHelp, OutOpt, ProgressEveryOpt, QuietOpt, _flag_values, _set_progress_every, app
 from hemcli.cli.output import _emit, _headline, _results_only
 from hemcli.errors import Interrupted, Terminated
 
@@ -28,6 +28,7 @@ _RUN_OPTIONS = [
     ("overwrite", bool, OverwriteOpt),
     ("resume", bool, ResumeOpt),
     ("quiet", bool, QuietOpt),
+    ("progress_every", Optional[str], ProgressEveryOpt),
     ("deterministic", bool, typer.Option(False, "--deterministic", help="Deterministic kernels.")),
     ("dry_run", bool, typer.Option(False, "--dry-run", help="Resolve and check everything, print the result path "
                                                             "the run would write; train and write nothing.")),
@@ -36,9 +37,10 @@ _RUN_OPTIONS = [
 ]
 
 
-def _train_task(task: str, recipe, flags: dict, sets, out, overwrite, resume, quiet, deterministic, dry_run,
-                verbose) -> None:
+def _train_task(task: str, recipe, flags: dict, sets, out, overwrite, resume, quiet, progress_every, deterministic,
+                dry_run, verbose) -> None:
     """Shared by every training command: plan (every check), train, write atomically, print the path."""
+    _set_progress_every(progress_every)
     with _results_only():
         path = _plan_and_train(task, recipe, flags, sets, out, overwrite, resume, quiet, deterministic, dry_run,
                                verbose)
@@ -59,6 +61,8 @@ def _plan_and_train(task: str, recipe, flags: dict, sets, out, overwrite, resume
     from hemcli.runs.spec import plan_run
 
     spec = plan_run(task, recipe, flags, sets, out)
+    from hemcli.loggers import check_installed
+    check_installed(spec.cfg["log"]["loggers"])  # a missing logger package: one line, before any work
     if recipe is None and not quiet:
         _say_which_recipe(task, flags)
     if recipe is not None and Path(str(recipe)).suffix != ".json" and _has_grid(recipe, task):

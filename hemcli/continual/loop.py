@@ -13,19 +13,23 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from hemcli.continual.measure import shown_row, test_accuracies
+from hemcli.continual.measure import experience_row, shown_row, test_accuracies
 from hemcli.continual.quiet import deprecations_hidden
+from hemcli.loggers import current as current_log
 from hemcli.progress import Progress
 
 
 def learn(strategy, record, benchmark, stream, cfg: dict, dm, start: int = 0, checkpoint: Path | None = None,
           quiet: bool = False) -> None:
     """Train experiences ``start`` onwards of the Avalanche ``benchmark`` (built from ``stream``), each
-    measured into ``record.matrix``; the checkpoint written after each but the last."""
+    measured into ``record.matrix``; the checkpoint written after each but the last. The run's
+    experiment loggers get one step per experience (``measure.experience_row``)."""
     progress = Progress(cfg["epochs"], quiet)
     progress.say(f"continual {cfg['benchmark']['name']} ({stream.scenario}) {cfg['strategy']['name']} "
                  f"{cfg['model']['arch']} loss={cfg['loss']['name']} seed={cfg['seed']} on {dm.device}"
                  + (f", resuming at experience {start + 1}" if start else ""))
+    sizes, run_log = [len(e.test_y) for e in stream.experiences], current_log()
+    run_log.begin([experience_row(record, sizes, done) for done in range(1, len(record.matrix) + 1)])
     for index, experience in enumerate(benchmark.train_stream):
         if index < start:
             continue
@@ -38,6 +42,7 @@ def learn(strategy, record, benchmark, stream, cfg: dict, dm, start: int = 0, ch
                      + shown_row(record.matrix[-1]))
         if checkpoint is not None and index + 1 < len(stream.experiences):  # the result file supersedes the last
             save_checkpoint(strategy, checkpoint)
+        run_log.step(index + 1, experience_row(record, sizes, index + 1))
 
 
 def save_checkpoint(strategy, path: Path) -> None:

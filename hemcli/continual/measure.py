@@ -47,3 +47,21 @@ def matrix_metrics(matrix: list[list[float | None]], test_sizes: list[int]) -> d
     metrics = {"final_accuracy": final_accuracy(matrix, test_sizes), "last_experience_accuracy": matrix[-1][-1],
                "average_forgetting": average_forgetting(matrix), "backward_transfer": backward_transfer(matrix)}
     return {key: value for key, value in metrics.items() if value is not None}
+
+
+def experience_row(record, test_sizes: list[int], done: int) -> dict:
+    """What the experiment loggers get after experience ``done`` (1-based) of ``record`` (hem's
+    ``Record``): the last epoch's training loss, the accuracy on every experience's test set (None
+    where its head does not exist yet), on all the experiences seen so far (weighted by their test sizes, as
+    ``final_accuracy`` is at the end), the forgetting and backward transfer so far, and the
+    experience's seconds."""
+    from hemcli.metrics.forgetting import average_forgetting, backward_transfer, final_accuracy
+
+    square = [row[:done] for row in record.matrix[:done]]  # the experiences seen so far
+    losses = [h["train_loss"] for h in record.history if h["experience"] == done - 1]
+    row = {"experience": done, "train_loss": losses[-1] if losses else None}
+    row.update({f"test_accuracy/exp{j + 1}": acc for j, acc in enumerate(record.matrix[done - 1])})  # None: no head
+    row.update({"seen_accuracy": final_accuracy(square, test_sizes[:done]),
+                "average_forgetting": average_forgetting(square), "backward_transfer": backward_transfer(square),
+                "seconds": record.seconds[done - 1] if done <= len(record.seconds) else None})
+    return row

@@ -3,6 +3,7 @@ sampling, seed and device. A task's schema adds its dataset and model keys and m
 from __future__ import annotations
 
 from hemcli.engine.device import AMP_MODES, check_device_name
+from hemcli.loggers import log_fields
 from hemcli.recipes import Field
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -52,4 +53,5 @@ def common_fields() -> dict[str, Field]:
         "amp": Field("str", "none", "mixed precision on CUDA", AMP_MODES),
         "channels_last": Field("bool", False, "channels_last memory format on CUDA"),
         "deterministic": Field("bool", False, "ask torch for deterministic kernels"),
+        **log_fields(),
     }

@@ -3,7 +3,8 @@
 ``fit(build, cfg, dm, ...)`` owns what every training run does in the same order: seed (before
 anything is built, so the initial weights are the seed's), build the task's parts, the optimiser and
 the schedule, resume from the checkpoint, then per epoch train, step the schedule, ask the task's
-``measure`` callback for the epoch's numbers, report progress and checkpoint. What differs between
+``measure`` callback for the epoch's numbers, report progress, checkpoint and send the epoch's
+history row to the run's experiment loggers (``hemcli.loggers``). What differs between
 tasks -- the network, its batches, what an epoch measures -- is in the ``TrainParts`` the task's
 ``build(generator)`` returns. The evaluation after the last epoch is the task's.
 """
@@ -23,6 +24,7 @@ from hemcli.engine.device import seed_everything
 from hemcli.engine.distributed import sum_over_ranks
 from hemcli.engine.optim import make_optimizer, make_scheduler
 from hemcli.errors import RunFailed
+from hemcli.loggers import current as current_log
 from hemcli.progress import Progress, warn
 
 
@@ -73,11 +75,15 @@ def fit(build: Callable[[torch.Generator], TrainParts], cfg: dict, dm, checkpoin
         history, start = state["history"], state["epoch"] + 1
     progress = Progress(cfg["epochs"], quiet or parts.rank != 0)
     progress.say(parts.heading + (f", resuming at epoch {start}" if state else ""))
+    run_log = current_log()  # the run's experiment loggers (none outside hem's runs)
+    run_log.begin(history)
     began = time.perf_counter()
     for epoch in range(start, cfg["epochs"] + 1):
+        progress.start_epoch(epoch)
         tick = time.perf_counter()
         loss, train_metric = train_epoch(parts.model or parts.net, parts.loss_fn, parts.batches, optimizer, dm,
-                                         lambda i, n: progress.batch(epoch, i, n), ignore_index=parts.ignore_index)
+                                         lambda i, n, size: progress.batch(epoch, i, n, size),
+                                         ignore_index=parts.ignore_index)
         seconds = time.perf_counter() - tick
         if not math.isfinite(loss):
             kept = (f"last good checkpoint (epoch {history[-1]['epoch']}) kept at {checkpoint}"
@@ -91,6 +97,7 @@ def fit(build: Callable[[torch.Generator], TrainParts], cfg: dict, dm, checkpoin
                                                      if history[-1].get(key) is not None})
         if saver and parts.rank == 0:
             saver.save(epoch, parts.net, optimizer, scheduler, generator, history)
+        run_log.step(epoch, history[-1])  # after the checkpoint: a resumed run logs no epoch twice
     return Fitted(parts, history, began)
 
 # torchvision's Inception v3 recipe: the auxiliary head's loss counts 0.4 of the main one
@@ -100,7 +107,7 @@ AUX_LOSS_WEIGHT = 0.4
 def train_epoch(model, loss_fn, batches, optimizer, dm, on_batch=None,
                 ignore_index: int | None = None) -> tuple[float, float]:
     """One pass over ``batches`` of (x, y, weight); returns (mean loss, accuracy %) over every
-    sample of every rank. Syncs with the device once.
+    sample of every rank. Syncs with the device once. ``on_batch(i, batches, images)`` after batch i.
 
     With ``ignore_index`` (segmentation: y are masks (N, H, W)) the accuracy is over the pixels that
     are not ignored, counted per batch: an epoch's masks would not fit in memory.
@@ -139,7 +146,7 @@ def train_epoch(model, loss_fn, batches, optimizer, dm, on_batch=None,
             predicted.append(((logits.detach().argmax(1) == y) & counted).sum())
             labels.append(counted.sum())
         if on_batch:
-            on_batch(i, len(batches))
+            on_batch(i, len(batches), len(y))
     loss_sum = (torch.stack(losses).float() * torch.tensor(sizes, device=dm.device)).sum()
     if ignore_index is None:
         correct, counted = (torch.cat(predicted) == torch.cat(labels)).sum(), torch.tensor(sum(sizes))

@@ -10,7 +10,6 @@ those ties, not the network, would then decide part of the AUROC.
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from hemcli.progress import note, warn
+from hemcli.progress import Counter, warn
 from hemcli.recipes import Field
 
 EVALUATIONS = ("clean", "shots", "corrupt", "ood", "attack", "calibration")
@@ -169,7 +168,7 @@ def corrupt(subject: Subject) -> tuple[dict, dict]:
     source, sets = corruption_sets(cfg["dataset"]["name"], subject.data.test_x, subject.data.test_y,
                                    data_root(cfg["dataset"]["root"]), seed=settings["seed"],
                                    samples=settings["corrupt_samples"], workers=settings["workers"],
-                                   progress=_counter(subject, "corruptions"))
+                                   progress=_counter(subject, "corruption sets", _set_size(subject)))
     accuracy: dict[tuple[str, int], float] = {}
     counts = set()
     for found in sets:
@@ -189,21 +188,17 @@ def corrupt(subject: Subject) -> tuple[dict, dict]:
                                       for s in severities}})
 
 
-def _counter(subject: Subject, what: str, every: float = 5.0) -> Callable[[int, int], None]:
-    """``show(done, total)``: a progress line with an ETA, at most one per ``every`` seconds and the last."""
-    began = time.perf_counter()
-    shown = [began - every]
+def _set_size(subject: Subject) -> int:
+    """Images in each corruption set: the test set, or ``corrupt_samples`` of it."""
+    samples, total = subject.settings["corrupt_samples"], len(subject.data.test_y)
+    return total if samples is None else min(samples, total)
 
-    def show(done: int, total: int) -> None:
-        now = time.perf_counter()
-        if subject.quiet or total <= 0 or (done < total and now - shown[0] < every):
-            return
-        shown[0] = now
-        spent = now - began
-        eta = spent / done * (total - done) if done else math.nan
-        tail = f", ETA {eta:.0f} s" if done and done < total else ""
-        note(f"{what} {done}/{total} ({spent:.0f} s{tail})")
-    return show
+
+def _counter(subject: Subject, what: str, per_item: float = 1.0) -> Callable[[int, int], None]:
+    """``show(done, total)``: a progress line with images/s and an ETA, at most one per 5 s on a
+    terminal, per ``--progress-every`` in a log (``hemcli.progress.Counter``); ``per_item``: images
+    in one counted item."""
+    return Counter(what, "images", per_item, quiet=subject.quiet)
 
 
 # ------------------------------------------------------------------------------- unknown classes

@@ -12,7 +12,9 @@ errors, batch loss = mean over the P positive samples, so with w_s = 1 / (P * co
     dLoss/dy_i = w_s       for every kept i (a kept error of a positive sample is > 0, so its max(0, .) passes)
     dLoss/dy_l = -1 / P    (y_l enters each kept error with sign -1; e_l itself is 0 and never kept there)
 
-and 0 everywhere else, including every sample whose loss is 0 and every ignored sample.
+and 0 everywhere else, including every sample whose loss is 0 and every ignored sample. With
+reduction 'sum' the weight of sample s is 1 / count_s (and -1 for its target logit), with 'none' it is
+g_s / count_s (and -g_s) for the upstream gradient g_s of that sample's loss: the same pass, scaled.
 """
 from __future__ import annotations
 
@@ -59,10 +61,14 @@ def _target_index(targets: torch.Tensor, ignore_index: int):
 
 
 class HighErrorMarginFunction(torch.autograd.Function):
-    """apply(logits, targets, margins, margin_index, ignore_index) -> 0-dim loss (float32; float64 for float64)."""
+    """apply(logits, targets, margins, margin_index, ignore_index, reduction='mean') -> the loss.
+
+    'mean' and 'sum': 0-dim; 'none': the per-sample losses, shaped like ``targets`` (0 where ignored).
+    float32, or float64 for float64 logits.
+    """
 
     @staticmethod
-    def forward(ctx, logits, targets, margins, margin_index, ignore_index):
+    def forward(ctx, logits, targets, margins, margin_index, ignore_index, reduction="mean"):
         # float32 for half/bfloat16 logits (float64 stays); autocast does not touch these ops.
         x = logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
         index, valid = _target_index(targets, ignore_index)
@@ -77,8 +83,14 @@ class HighErrorMarginFunction(torch.autograd.Function):
         # Sample losses are >= 0, so "!= 0" means "> 0" -- and it also keeps a NaN sample, so NaN logits
         # give a NaN loss rather than a silent 0. Samples with loss 0 add exactly 0 to the sum.
         positive = torch.ne(sample_loss, 0, out=torch.empty_like(sample_loss))
-        n_positive = positive.sum().clamp_(min=1)
-        loss = sample_loss.sum() / n_positive
+        if reduction == "mean":
+            n_positive = positive.sum().clamp_(min=1)
+            loss = sample_loss.sum() / n_positive
+        else:  # no count to divide by: None is what save_for_backward keeps for it
+            n_positive = None
+            # 'none' hands out a copy: a view of sample_loss could not be modified in place by the caller.
+            loss = sample_loss.sum() if reduction == "sum" else sample_loss.squeeze(1).clone()
+        ctx.reduction = reduction
         if ctx.needs_input_grad[0]:
             ctx.save_for_backward(kept, count, positive, n_positive, index)
             # The errors' storage becomes the gradient: no fresh allocation (page faults) in backward.
@@ -92,7 +104,10 @@ class HighErrorMarginFunction(torch.autograd.Function):
         kept, count, positive, n_positive, index = ctx.saved_tensors
         # A second backward (retain_graph=True) must not overwrite the gradient handed out by the first.
         out, ctx.scratch = ctx.scratch, None
-        sample_weight = positive * (grad_loss / n_positive)
+        if ctx.reduction == "mean":
+            sample_weight = positive * (grad_loss / n_positive)
+        else:  # 'sum': a 0-dim grad_loss; 'none': one per sample, given the class dim ``positive`` has
+            sample_weight = positive * (grad_loss if ctx.reduction == "sum" else grad_loss.unsqueeze(1))
         grad = torch.mul(kept, sample_weight / count, out=out)
         grad.scatter_(1, index, -sample_weight)
-        return grad.to(ctx.input_dtype), None, None, None, None
+        return grad.to(ctx.input_dtype), None, None, None, None, None

@@ -187,6 +187,11 @@ for _info in (
     register_loss(_info)
 
 
+def available() -> list[str]:
+    """The names of the registered losses, sorted: the built-in ones and every plug-in registered so far."""
+    return sorted(LOSSES)
+
+
 def loss_names() -> list[str]:
     """Every name a loss has here: the registered ones, then the entry points not loaded yet."""
     from hemcli.losses import plugins

@@ -36,14 +36,25 @@ side; bold for the best mean of a metric within its group (the conditions that d
 and its parameters; the lowest mean for metrics where lower is better, see ``lower_is_better``). Notes
 under the table explain the marks used.
 
+Metrics. Without ``metrics``, the github, latex and html tables and the plot show the headline metrics
+of each evaluation (``names.headline_metrics``: clean accuracy, the shot groups, mean corruption
+accuracy, AUROC and FPR95 over all unknown sets and DAR averaged over the norms for the msp score,
+ECE, final accuracy and forgetting, mIoU, and every metric hem does not know); csv and json, for
+programs, every metric. ``metrics`` takes metric keys, group names (``names.GROUPS``: clean, shots,
+corrupt, ood, dar, robust, calibration, continual, segment, other; ``attack`` for dar and robust),
+``headline`` and ``all``, mixed (``names.select_metrics``).
+
 Formats. github, latex (booktabs) and html tables: the columns, ``n`` (runs in the condition), then per
-metric a ``mean ± std`` cell (``(n=k)`` appended when some runs lack the metric) and, for metrics with
-a CE comparison, ``<metric> vs ce`` (``+1.23 [+0.41, +2.05]``: the difference and its interval) and
-``<metric> p``. CSV: the columns, ``n``, ``baseline`` and full-precision
+metric, headed by its display name with unit and better direction (``names.metric_name``: "ECE (%)
+↓"), a ``mean ± std`` cell (``(n=k)`` appended when some runs lack the metric) and, for metrics with a
+CE comparison, ``Δ vs CE [95% CI]`` (``+1.23 [+0.41, +2.05]``: the difference and its interval) and
+``p``; latex and html put the display name over its three columns. html is a standalone page
+(``hemcli.report.page``). CSV (raw keys): the columns, ``n``, ``baseline`` and full-precision
 ``<metric>_mean/_std/_n/_delta/_p/_ci_low/_ci_high/_few_runs/_best``. JSON: a list of
 ``{<columns>, "n", "baseline", "ce_matches", "condition", "metrics": {<metric>: {mean, std, n, delta,
-p, ci_low, ci_high, few_runs, best} or null}}``. ``--plot FILE.png`` also draws each loss's difference
-to CE with its interval (``hemcli.report.plot``).
+p, ci_low, ci_high, few_runs, best} or null}}``. No format ends in a newline: the printing adds one.
+``--plot FILE.png|.pdf|.svg`` also draws each loss's difference to CE with its interval, one figure
+per metric group (``hemcli.report.plot``).
 
 No torch here, and scipy and matplotlib only when a p-value or a plot is needed: the report must be fast
 and work without them.
@@ -55,13 +66,15 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from hemcli.errors import HemError
+from hemcli.report.names import (GROUPS, HEADLINE_WORD, display_name, headline_metrics, lower_is_better,
+                                 metric_name, select_metrics)
 from hemcli.report.reading import find_results, load_results, print_to_stderr
-from hemcli.report.render import FORMATS, check_format, render
-from hemcli.report.table import (BASELINE_LOSS, MISSING, MetricSummary, Row, build_rows, lower_is_better,
-                                 summarize)
+from hemcli.report.render import FORMATS, MACHINE_FORMATS, check_format, render
+from hemcli.report.table import BASELINE_LOSS, MISSING, MetricSummary, Row, build_rows, keep_metrics, summarize
 
-__all__ = ["FORMATS", "BASELINE_LOSS", "MISSING", "MetricSummary", "Row", "build_rows", "find_results",
-           "load_results", "lower_is_better", "render", "report", "summarize"]
+__all__ = ["FORMATS", "BASELINE_LOSS", "GROUPS", "MISSING", "MetricSummary", "Row", "build_rows", "display_name",
+           "find_results", "headline_metrics", "load_results", "lower_is_better", "metric_name", "render", "report",
+           "select_metrics", "summarize"]
 
 
 def _as_list(paths: str | Path | Iterable[str | Path]) -> list[str | Path]:
@@ -77,14 +90,26 @@ def report(
 ) -> str:
     """The report over every result file below ``paths``; skipped files are reported through ``warn``.
 
-    With ``plot``, also writes a PNG of each loss's difference to CE there (``hemcli.report.plot``);
-    every check of the plot comes before it is written, and a failed one writes nothing.
+    Args:
+        paths: result files and folders (searched recursively).
+        fmt: one of ``FORMATS``.
+        metrics: the metric columns (``select_metrics``: keys, group names, ``headline``, ``all``);
+            None: the headline metrics in github, latex and html and in the plot, every metric in csv
+            and json.
+        warn: called with one line per file skipped and per plot file beyond ``plot`` written.
+        plot: also draw each loss's difference to CE there, as PNG, PDF or SVG by the extension
+            (``hemcli.report.plot``); every check of the plot comes before anything is written, and a
+            failed one writes nothing. With ``fmt="html"`` the figures are embedded in the page too.
+
+    Returns:
+        str: the table (or CSV, JSON, the HTML page), without a final newline.
     """
     check_format(fmt)
     if plot is not None:
         from hemcli.report.plot import check_plot_target
 
-        check_plot_target(Path(plot))
+        plot = Path(plot)
+        check_plot_target(plot)
     paths = _as_list(paths)
     where = ", ".join(str(path) for path in paths)
     files = find_results(paths, warn)
@@ -93,10 +118,20 @@ def report(
     results = load_results(files, warn)
     if not results:
         raise HemError(f"no complete result files under {where} ({len(files)} skipped)")
-    rows = build_rows(results, metrics)
-    text = render(rows, fmt)
-    if plot is not None:
-        from hemcli.report.plot import write_plot
+    rows = build_rows(results)
+    present = list(rows[0].metrics) if rows else []
+    default = "all" if fmt in MACHINE_FORMATS else HEADLINE_WORD
+    table_rows = keep_metrics(rows, select_metrics(present, metrics if metrics is not None else default))
+    if plot is None:
+        return render(table_rows, fmt)
+    from hemcli.report.plot import draw_pages, figure_bytes, write_pages
 
-        write_plot(rows, Path(plot))
+    plot_rows = keep_metrics(rows, select_metrics(present, metrics if metrics is not None else HEADLINE_WORD))
+    drawn = draw_pages(plot_rows, plot)  # raises when nothing is compared, before any file is written
+    images = [(f"{page.path.name}: {GROUPS[page.group].lower()}, difference to CE",
+               figure_bytes(figure, "svg").decode()) for page, figure in drawn] if fmt == "html" else []
+    text = render(table_rows, fmt, images)
+    write_pages(drawn, plot)
+    if len(drawn) > 1:
+        warn(f"plot: {len(drawn)} figures, one per metric group: " + ", ".join(str(page.path) for page, _ in drawn))
     return text

@@ -6,10 +6,10 @@ import json
 import math
 import statistics
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
-from hemcli.errors import HemError, unknown_name
+from hemcli.report.names import lower_is_better, select_metrics
 from hemcli.report.reading import is_number
 from hemcli.runs.condition import canonical, condition_of, short_names, spell
 
@@ -74,6 +74,7 @@ class Row:
     metrics: dict[str, MetricSummary | None]  # every row has the same metric columns, in order
     baseline: str | None = None  # None for a CE row; else "matched", "none" or "several"
     ce_matches: int = 0  # how many CE conditions match (a CE row: 0)
+    seeds: tuple = ()  # the runs' seeds, sorted (None for a result without one)
 
     @property
     def is_baseline(self) -> bool:
@@ -167,20 +168,6 @@ def _metric_names(results: list[dict]) -> list[str]:
     return list(names)
 
 
-def _select_metrics(present: list[str], requested: str | Sequence[str] | None) -> list[str]:
-    """``requested`` (names or comma-separated names), checked and in that order; all if None."""
-    if requested is None:
-        return present
-    requested = [requested] if isinstance(requested, str) else requested
-    names = [name.strip() for item in requested for name in item.split(",") if name.strip()]
-    if not names:
-        raise HemError(f"--metrics names no metric; present: {', '.join(present)}")
-    for name in names:
-        if name not in present:
-            raise unknown_name("metric", name, present)
-    return list(dict.fromkeys(names))
-
-
 def summarize(values: Sequence[float]) -> MetricSummary:
     """Mean, sample std (ddof=1; None for one value) and count of finite ``values``.
 
@@ -201,7 +188,8 @@ def _summarize_condition(runs: list[dict], columns: dict[str, str], metric_names
         values = [run["metrics"][name] for run in runs if is_number(run["metrics"].get(name))]
         metrics[name] = summarize(values) if values else None
     cells = {column: present.get(key, MISSING) for column, key in columns.items()}
-    return Row(condition, cells, len(runs), metrics)
+    seeds = sorted((run["recipe"].get("seed", run.get("seed")) for run in runs), key=_natural)
+    return Row(condition, cells, len(runs), metrics, seeds=tuple(seeds))
 
 
 def _stats():
@@ -268,17 +256,6 @@ def _compare_to_baseline(rows: list[Row]) -> None:
                 _compare(summary, matches[0].metrics[name])
 
 
-def lower_is_better(metric: str) -> bool:
-    """Whether a smaller value of ``metric`` is the better one: errors, losses, forgetting, calibration error
-    (``ece``), negative log-likelihood (``nll``), Brier score and false-positive rates (a word starting
-    ``fpr``, e.g. ``unknown_fpr95_msp_all``); every other metric (accuracy, AUROC, DAR, mIoU, ...) is
-    better when higher."""
-    name = metric.lower()
-    words = name.split("_")
-    return ("error" in name or "loss" in name or "forgetting" in name or name in ("ece", "nll", "brier")
-            or any(word.startswith("fpr") for word in words))
-
-
 def _mark_best(rows: list[Row]) -> None:
     """Mark the best mean of each metric among the rows that differ only in the loss (2 or more rows)."""
     groups: dict[tuple, list[Row]] = {}
@@ -296,8 +273,9 @@ def _mark_best(rows: list[Row]) -> None:
 
 
 def build_rows(results: list[dict], metrics: str | Sequence[str] | None = None) -> list[Row]:
-    """One sorted row per condition; ``metrics`` restricts and orders the metric columns."""
-    metric_names = _select_metrics(_metric_names(results), metrics)
+    """One sorted row per condition; ``metrics`` (names, groups, ``headline`` or ``all``:
+    ``names.select_metrics``) restricts and orders the metric columns, all of them by default."""
+    metric_names = select_metrics(_metric_names(results), metrics)
     groups: dict[tuple, list[dict]] = {}
     for result in results:
         groups.setdefault(_condition_key(_condition(result)), []).append(result)
@@ -308,3 +286,7 @@ def build_rows(results: list[dict], metrics: str | Sequence[str] | None = None) 
     return sorted(rows, key=_row_order)
 
 
+def keep_metrics(rows: list[Row], names: Sequence[str]) -> list[Row]:
+    """Copies of ``rows`` with only the metric columns ``names``, in that order (their comparisons and
+    best marks as computed over every metric)."""
+    return [replace(row, metrics={name: row.metrics[name] for name in names}) for row in rows]

@@ -24,8 +24,9 @@ from typing import Iterable, Mapping
 RUN_KEYS = ("seed", "device", "dataset.root", "dataset.download", "dataset.workers", "deterministic",
             "channels_last", "eval", "verbose")
 # How the evaluations measure (sample counts, attack strength, scores): a run measured again with
-# other settings by `hem evaluate` / `hem attack` is still the same trained condition.
-RUN_PREFIXES = ("evaluation.",)
+# other settings by `hem evaluate` / `hem attack` is still the same trained condition. Where a run is
+# logged (hemcli.loggers): a run logged or not is the same condition.
+RUN_PREFIXES = ("evaluation.", "log.")
 # Keys added after results existed, left out of the condition while at these defaults, so that a
 # run made before they existed and the same run made now share one id (and a sweep skips it).
 LATER_DEFAULTS = {"dataset.limit": None, "model.pretrained": False, "schedule.warmup_epochs": 0,

@@ -16,6 +16,7 @@ from pathlib import Path
 from hemcli.engine import distributed
 from hemcli.errors import HemError
 from hemcli.fileio import write_json_atomic
+from hemcli.loggers.run import run_logging
 from hemcli.runs.lock import RunLock, RunTaken, check_free
 from hemcli.runs.paths import (ResultExists, attack_state_path, check_output, checkpoint_path,
                                remove_attack_states)
@@ -38,7 +39,7 @@ def train(spec: RunSpec, *, overwrite: bool = False, resume: bool = False, quiet
             return task.run(spec.cfg, checkpoint=checkpoint, resume=resume, quiet=True, prepared=prepared)
         finally:
             distributed.stop()
-    with RunLock(path), _group_stopped():
+    with RunLock(path), _group_stopped(), run_logging(spec) as run_log:  # the run's experiment loggers
         check_output(path, overwrite, resume)  # again: a run on this path may have finished meanwhile
         remove_stale_temporaries(path)
         if overwrite and not resume:
@@ -48,6 +49,7 @@ def train(spec: RunSpec, *, overwrite: bool = False, resume: bool = False, quiet
         result = task.run(spec.cfg, checkpoint=checkpoint, resume=resume, quiet=quiet, prepared=prepared, **attacks)
         result = {**result, "run": spec.name, "condition": spec.condition}
         write_json_atomic(path, result)
+        run_log.finish(result["metrics"])
         remove_attack_states(path)
         if not task.keep_checkpoint:
             checkpoint.unlink(missing_ok=True)

@@ -25,11 +25,11 @@ FLAG_KEYS = {"dataset": "dataset.name", "arch": "model.arch", "loss": "loss.name
              "attack_samples": "evaluation.attack_samples", "attack_batch_size": "evaluation.attack_batch_size",
              "attack_strength": "evaluation.attack_strength", "imbalance": "longtail.imbalance",
              "benchmark": "benchmark.name", "scenario": "benchmark.scenario", "strategy": "strategy.name",
-             "encoder": "model.encoder"}
+             "encoder": "model.encoder", "logger": "log.loggers"}
 TEXT_FLAGS = ("dataset", "arch", "loss", "device", "data_root", "attack_strength", "benchmark", "scenario", "strategy",
               "encoder")
 # Flags that take a comma-separated list (`--eval clean,ood`), or a YAML list (`--eval '[clean, ood]'`).
-LIST_FLAGS = ("eval", "scores")
+LIST_FLAGS = ("eval", "scores", "logger")
 # a command says what it runs
 _ALWAYS_SHOWN = ("dataset.name", "model.arch", "loss.name", "seed", "benchmark.name", "strategy.name",
                  "model.encoder")

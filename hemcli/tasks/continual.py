@@ -49,7 +49,8 @@ def schema() -> dict[str, Field]:
 
     common = common_fields()
     shared = {key: common[key] for key in ("loss.name", "loss.params", "optim.name", "optim.lr", "optim.momentum",
-                                           "optim.weight_decay", "optim.nesterov", "seed", "device", "deterministic")}
+                                           "optim.weight_decay", "optim.nesterov", "seed", "device", "deterministic",
+                                           "log.loggers", "log.dir")}
     return {
         "task": Field("str", "continual", "the task this recipe is for", ("continual",)),
         "benchmark.name": Field("str", "split-digits", "benchmark (hem continual --help lists them)", _benchmarks),

@@ -40,22 +40,34 @@ def plan(paths: Iterable[str | Path], overrides: Mapping[str, object]) -> list[F
     files = find_results(list(paths), warn=warn, refuse_irregular=True)
     if not files:
         raise HemError(f"no result files (*.json) in {', '.join(str(p) for p in paths)}")
-    return [_plan_one(path, overrides) for path in files]
+    planned = [_plan_one(path, overrides) for path in files]
+    found = [item for item in planned if isinstance(item, Finished)]
+    skipped = [reason for reason in planned if isinstance(reason, str)]
+    if not found:  # only results of networks trained elsewhere: say how those are measured again
+        raise HemError(skipped[0])
+    for reason in skipped:
+        warn(f"skipping {reason}")
+    return found
 
 
 # The tasks whose finished runs can be measured again: a classifier and its training data
 MEASURABLE = ("classify", "longtail")
 
 
-def _plan_one(path: Path, overrides: Mapping[str, object]) -> Finished:
+def _plan_one(path: Path, overrides: Mapping[str, object]) -> Finished | str:
+    """The run of ``path``, or why it is skipped: a network trained elsewhere has no checkpoint."""
     from hemcli import recipes
     from hemcli.report.reading import read_result
     from hemcli.runs.paths import check_writable_folder, checkpoint_path
     from hemcli.tasks import task_info
+    from hemcli.tasks.evaluate_external import is_external
 
     result, reason = read_result(path)
     if result is None:
         raise HemError(f"{path}: {reason}")
+    if is_external(result):
+        return (f"{path}: the result of a network trained elsewhere; measure it again with hem evaluate "
+                "--weights (or --model) and --overwrite")
     task = result.get("task")
     if task not in MEASURABLE:
         raise HemError(f"{path}: a {task!r} result; hem evaluate and hem attack measure "

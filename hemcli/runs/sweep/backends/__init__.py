@@ -38,12 +38,14 @@ def failed(spec: RunSpec, error: str) -> dict:
 
 
 def anchored(spec: RunSpec) -> RunSpec:
-    """The run with its output and data folders as absolute paths: a Ray or Slurm worker may start
+    """The run with its output, data and log folders as absolute paths: a Ray or Slurm worker may start
     in another folder than the sweep (the result path and the condition stay the same)."""
     cfg = copy.deepcopy(spec.cfg)
     root = cfg["dataset"].get("root")
     if root is not None:
         cfg["dataset"]["root"] = os.path.abspath(os.path.expanduser(root))
+    if (cfg.get("log") or {}).get("dir") is not None:  # the loggers' folder (hemcli.loggers)
+        cfg["log"]["dir"] = os.path.abspath(os.path.expanduser(cfg["log"]["dir"]))
     return dataclasses.replace(spec, cfg=cfg, out=Path(os.path.abspath(spec.out)))
 
 
