@@ -18,6 +18,30 @@ ROOT = Path(__file__).resolve().parents[1]
 MUTANT_TIMEOUT = 1800
 
 MUTANTS = [
+    # issue 29: zero-loss skipping, --compile
+    ("MM's skipped subset not scaled to the batch", "hemcli/engine/zero_loss.py",
+     "            factor = len(keep) / max(int(valid), 1)", "            factor = 1.0",
+     "tests/test_zero_loss.py::test_skipping_gives_the_same_weights_without_batch_norm"),
+    ("a batch of zero loss skips the optimiser's step", "hemcli/engine/loop.py",
+     "        zero = sum(p.sum() * 0.0 for p in net.parameters())\n        return zero.detach(), zero",
+     "        zero = sum(p.sum() * 0.0 for p in net.parameters())\n        return zero.detach(), zero.detach().requires_grad_()",
+     "tests/test_zero_loss.py::test_a_batch_without_a_positive_sample_still_takes_the_optimisers_step"),
+    ("the probe updates BatchNorm's running statistics", "hemcli/engine/zero_loss.py",
+     "        m.momentum = 0.0\n", "", "tests/test_zero_loss.py::test_the_probe_leaves_batch_norm_statistics_as_they_were"),
+    ("the zero-loss share counts the ignored", "hemcli/engine/zero_loss.py",
+     "        self.zeros.append(((per == 0) & valid).sum())", "        self.zeros.append((per == 0).sum())",
+     "tests/test_zero_loss.py::test_the_share_is_the_count_of_samples_whose_eq1_errors_are_all_zero"),
+    ("skipping asked of CE accepted", "hemcli/engine/zero_loss.py", "    if LOSSES[name].zero_loss is None:",
+     "    if False:", "tests/test_zero_loss.py::test_skipping_where_it_cannot_apply_is_refused_before_any_work"),
+    ("a skipping run is the same condition", "hemcli/runs/condition.py",
+     ', "train.skip_zero_loss": False}', "}",
+     "tests/test_condition_ids.py"),
+    ("a failed compilation ends the run", "hemcli/engine/compiled.py",
+     "            except Exception as err:  # the compiler's, not the network's: that one shows again below",
+     "            except ImportError as err:",
+     "tests/test_compiled.py::test_where_compilation_fails_the_run_warns_once_and_trains_eagerly"),
+    ("a rate written with an exponent", "hemcli/progress.py", '        return f"{rate:.0f}"', '        return f"{rate:.3g}"',
+     "tests/test_progress.py::test_a_rate_is_written_without_an_exponent"),
     # issue 28: loggers and progress in logs
     ('loggers see no epoch', 'hemcli/engine/loop.py', '        run_log.step(epoch, history[-1])  # after the checkpoint: a resumed run logs no epoch twice', '        pass', 'tests/test_loggers.py::test_csv_and_tensorboard_hold_the_result_history'),
     ('a logged run is another condition', 'hemcli/runs/condition.py', 'RUN_PREFIXES = ("evaluation.", "log.")', 'RUN_PREFIXES = ("evaluation.",)', 'tests/test_loggers.py::test_csv_and_tensorboard_hold_the_result_history'),

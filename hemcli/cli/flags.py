@@ -55,6 +55,10 @@ FLAGS = [
     Flag("strategy", "naive (default), replay, si, ewc, lwf, lfl.", (CONTINUAL,)),
     Flag("encoder", "resnet34, efficientnet-b4, densenet201, resnext50_32x4d (the paper's), resnet18 (default).",
          (SEGMENT,)),
+    Flag("skip_zero_loss", "Forward and backpropagate only the samples of positive loss (hem, hem-, mm): the same "
+         "update without BatchNorm, an approximation with it.", (CLASSIFY, LONGTAIL), switch="train.skip_zero_loss=true"),
+    Flag("compile", "torch.compile the network (eager, with one warning, where it cannot be compiled).",
+         (CLASSIFY, LONGTAIL, SEGMENT), switch="train.compile=true"),
     # how a run is measured, not what is trained: the same for every run of a sweep
     Flag("scores", "Confidence scores for rejection and DAR: msp, mls, energy, gen.", MEASURED, "LIST", axis=False),
     Flag("ood_samples", "Images per synthetic unknown set, at most per real one (10000).", MEASURED, "INT",

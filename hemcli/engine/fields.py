@@ -53,5 +53,8 @@ def common_fields() -> dict[str, Field]:
         "amp": Field("str", "none", "mixed precision on CUDA", AMP_MODES),
         "channels_last": Field("bool", False, "channels_last memory format on CUDA"),
         "deterministic": Field("bool", False, "ask torch for deterministic kernels"),
+        "train.skip_zero_loss": Field("bool", False, "forward and backpropagate only the samples whose loss is "
+                                      "positive (hem, hem-, mm; exact without BatchNorm, an approximation with it)"),
+        "train.compile": Field("bool", False, "torch.compile the network (eager, with a warning, where it cannot)"),
         **log_fields(),
     }

@@ -23,6 +23,8 @@ from hemcli.engine.checkpoint import Checkpointer, identical
 from hemcli.engine.device import seed_everything
 from hemcli.engine.distributed import sum_over_ranks
 from hemcli.engine.optim import make_optimizer, make_scheduler
+from hemcli.engine.compiled import compiled_or_eager
+from hemcli.engine.zero_loss import ZeroLoss, zero_loss_for
 from hemcli.errors import RunFailed
 from hemcli.loggers import current as current_log
 from hemcli.progress import Progress, warn
@@ -63,6 +65,11 @@ def fit(build: Callable[[torch.Generator], TrainParts], cfg: dict, dm, checkpoin
     seed_everything(cfg["seed"], cfg["deterministic"])
     generator = torch.Generator().manual_seed(cfg["seed"])  # the batches' order and augmentation
     parts = build(generator)
+    train = cfg.get("train", {})
+    zero = zero_loss_for(parts.loss_fn, cfg["loss"]["name"], train.get("skip_zero_loss", False),
+                         parts.ignore_index)
+    model = parts.model or parts.net
+    model = compiled_or_eager(model) if train.get("compile") else model
     optimizer = make_optimizer(cfg, parts.net.parameters())
     scheduler = make_scheduler(cfg, optimizer)
     saver = Checkpointer(checkpoint, cfg, same_run) if checkpoint else None
@@ -81,9 +88,9 @@ def fit(build: Callable[[torch.Generator], TrainParts], cfg: dict, dm, checkpoin
     for epoch in range(start, cfg["epochs"] + 1):
         progress.start_epoch(epoch)
         tick = time.perf_counter()
-        loss, train_metric = train_epoch(parts.model or parts.net, parts.loss_fn, parts.batches, optimizer, dm,
+        loss, train_metric = train_epoch(model, parts.loss_fn, parts.batches, optimizer, dm,
                                          lambda i, n, size: progress.batch(epoch, i, n, size),
-                                         ignore_index=parts.ignore_index)
+                                         ignore_index=parts.ignore_index, zero=zero)
         seconds = time.perf_counter() - tick
         if not math.isfinite(loss):
             kept = (f"last good checkpoint (epoch {history[-1]['epoch']}) kept at {checkpoint}"
@@ -91,7 +98,8 @@ def fit(build: Callable[[torch.Generator], TrainParts], cfg: dict, dm, checkpoin
             raise RunFailed(f"loss became {loss} in epoch {epoch}; stopped, {kept}")
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
-        history.append({"epoch": epoch, "train_loss": loss, parts.train_metric: train_metric,
+        share = {} if zero is None else {"zero_loss_share": zero.share()}
+        history.append({"epoch": epoch, "train_loss": loss, parts.train_metric: train_metric, **share,
                         **parts.measure(parts.net), "lr": lr, "seconds": seconds})
         progress.epoch(epoch, seconds, loss=loss, **{name: history[-1][key] for key, name in parts.shown.items()
                                                      if history[-1].get(key) is not None})
@@ -105,7 +113,7 @@ AUX_LOSS_WEIGHT = 0.4
 
 
 def train_epoch(model, loss_fn, batches, optimizer, dm, on_batch=None,
-                ignore_index: int | None = None) -> tuple[float, float]:
+                ignore_index: int | None = None, zero: ZeroLoss | None = None) -> tuple[float, float]:
     """One pass over ``batches`` of (x, y, weight); returns (mean loss, accuracy %) over every
     sample of every rank. Syncs with the device once. ``on_batch(i, batches, images)`` after batch i.
 
@@ -114,19 +122,29 @@ def train_epoch(model, loss_fn, batches, optimizer, dm, on_batch=None,
 
     ``weight`` scales the loss of a rank's share of a global batch (see ``batches.Shard``). A
     network that leaves auxiliary logits in ``aux_out`` (Inception) adds their loss, weighted by
-    ``AUX_LOSS_WEIGHT``. The running totals are summed once at the end: per batch only the loss and
-    the predicted classes are kept, since every extra small op shows in a small network's epoch time.
+    ``AUX_LOSS_WEIGHT``. ``zero`` counts the samples of zero loss, and with ``zero.skip`` trains on
+    the others only (``engine.zero_loss``). The running totals are summed once at the end: per batch
+    only the loss and the predicted classes are kept, since every extra small op shows in a small
+    network's epoch time.
     """
     model.train()
     net = getattr(model, "module", model)  # the network itself inside DDP
+    net = getattr(net, "eager", net)  # inside compiled_or_eager
     scaler = dm.grad_scaler()
+    skip = zero is not None and zero.skip
     losses, sizes, predicted, labels = [], [], [], []
     for i, (x, y, weight) in enumerate(batches, 1):
+        x = dm.prepare_input(x)
         with dm.autocast():
-            logits = model(dm.prepare_input(x))
-            loss = loss_fn(logits, y)
-            objective = loss if getattr(net, "aux_out", None) is None else (
-                loss + AUX_LOSS_WEIGHT * loss_fn(net.aux_out, y))
+            if skip:  # the whole batch without gradients, then only its samples of positive loss
+                logits, keep, factor = zero.positive_subset(model, x, y)
+                loss, objective = _subset_loss(model, net, loss_fn, x, y, keep, factor)
+            else:
+                logits = model(x)
+                loss = loss_fn(logits, y)
+                objective = _with_aux(net, loss_fn, loss, y)
+        if zero is not None and not skip:
+            zero.count(logits, y)
         objective = objective * weight if weight != 1 else objective
         optimizer.zero_grad(set_to_none=True)
         if scaler.is_enabled():
@@ -156,4 +174,22 @@ def train_epoch(model, loss_fn, batches, optimizer, dm, on_batch=None,
                                          torch.tensor(float(sum(sizes)), device=dm.device).double()]))
     loss_total, correct_total, counted_total, seen = totals.tolist()
     return loss_total / seen, 100.0 * correct_total / max(counted_total, 1)
+
+
+def _with_aux(net, loss_fn, loss, y):
+    """The objective: ``loss`` and, for a network with auxiliary logits, their weighted loss."""
+    aux = getattr(net, "aux_out", None)
+    return loss if aux is None else loss + AUX_LOSS_WEIGHT * loss_fn(aux, y)
+
+
+def _subset_loss(model, net, loss_fn, x, y, keep, factor: float):
+    """(the batch's loss, the objective) from the samples ``keep`` indexes, scaled by ``factor``
+    (``ZeroLoss.positive_subset``); with none, zeros that still reach every weight, so that the
+    optimiser steps as it does on a batch of zero loss (momentum, weight decay)."""
+    if len(keep) == 0:
+        zero = sum(p.sum() * 0.0 for p in net.parameters())
+        return zero.detach(), zero
+    sub_y = y[keep]
+    loss = loss_fn(model(x[keep]), sub_y)
+    return loss * factor, _with_aux(net, loss_fn, loss, sub_y) * factor
 

@@ -90,17 +90,30 @@ def frozen_batch_norm(model: nn.Module):
                 m.num_batches_tracked.copy_(tracked)
 
 
-def zero_loss_for(loss_fn, loss_name: str, skip: bool, ignore_index: int | None = None) -> ZeroLoss | None:
-    """The counter for ``loss_name`` when its per-sample value can be exactly 0, else None; a
-    ``skip`` asked of another loss is a HemError naming those that take it."""
+def check_skip_zero_loss(cfg: dict, per_pixel: bool = False) -> None:
+    """A HemError before any work where ``train.skip_zero_loss`` cannot apply: a loss that is never
+    exactly 0, or per-pixel losses (an image is one forward, whatever its pixels' losses)."""
     from hemcli.errors import HemError
     from hemcli.losses import LOSSES
 
-    mean_over = getattr(LOSSES[loss_name], "zero_loss", None)
+    if not cfg.get("train", {}).get("skip_zero_loss"):
+        return
+    if per_pixel:
+        raise HemError("train.skip_zero_loss skips samples of one label each (hem classify, hem longtail); "
+                       "a segmentation loss is per pixel")
+    name = cfg["loss"]["name"]
+    if LOSSES[name].zero_loss is None:
+        able = ", ".join(loss for loss, info in LOSSES.items() if info.zero_loss)
+        raise HemError(f"train.skip_zero_loss needs a loss whose per-sample value can be exactly 0 ({able}); "
+                       f"loss {name!r} is never 0")
+
+
+def zero_loss_for(loss_fn, loss_name: str, skip: bool, ignore_index: int | None = None) -> ZeroLoss | None:
+    """The counter for ``loss_name`` when its per-sample value can be exactly 0 (None for the others
+    and for plug-ins); ``skip``: train on the positive ones only (checked by ``check_skip_zero_loss``)."""
+    from hemcli.losses import LOSSES
+
+    mean_over = LOSSES[loss_name].zero_loss
     if mean_over is None or not hasattr(loss_fn, "reduction"):
-        if skip:
-            able = ", ".join(name for name, info in LOSSES.items() if getattr(info, "zero_loss", None))
-            raise HemError(f"train.skip_zero_loss needs a loss whose per-sample value can be exactly 0 "
-                           f"({able}); loss {loss_name!r} has none")
         return None
     return ZeroLoss(loss_fn, mean_over, skip, ignore_index)

@@ -20,6 +20,9 @@ class LossInfo:
     defaults: Mapping[str, object]  # parameter name -> default
     needs_class_counts: bool = False
     source: str = BUILT_IN  # a plug-in's: package.module:NAME, or "entry point <distribution>"
+    # Where a sample's loss can be exactly 0: what the batch mean divides by, "positive" (the samples
+    # with positive loss: HEM) or "valid" (every sample not ignored: MM); None where it cannot be 0.
+    zero_loss: str | None = None
 
     def __post_init__(self):
         # A read-only copy, so that a frozen record really is frozen.

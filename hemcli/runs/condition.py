@@ -22,7 +22,7 @@ from typing import Iterable, Mapping
 # memory-layout choices that do not change what is learned, and which evaluations to run after
 # training (a run with more evaluations is the same trained condition). The seed is kept apart.
 RUN_KEYS = ("seed", "device", "dataset.root", "dataset.download", "dataset.workers", "deterministic",
-            "channels_last", "eval", "verbose")
+            "channels_last", "eval", "verbose", "train.compile")
 # How the evaluations measure (sample counts, attack strength, scores): a run measured again with
 # other settings by `hem evaluate` / `hem attack` is still the same trained condition. Where a run is
 # logged (hemcli.loggers): a run logged or not is the same condition.
@@ -30,7 +30,7 @@ RUN_PREFIXES = ("evaluation.", "log.")
 # Keys added after results existed, left out of the condition while at these defaults, so that a
 # run made before they existed and the same run made now share one id (and a sweep skips it).
 LATER_DEFAULTS = {"dataset.limit": None, "model.pretrained": False, "schedule.warmup_epochs": 0,
-                  "schedule.warmup_start": 0.01, "sampling": "shuffle"}
+                  "schedule.warmup_start": 0.01, "sampling": "shuffle", "train.skip_zero_loss": False}
 # Keys that already name a folder of the result path, so the label need not repeat them.
 PATH_KEYS = ("task", "dataset.name", "model.arch", "loss.name", "benchmark.name", "strategy.name")
 LOSS_PARAMS = "loss.params."

@@ -52,12 +52,14 @@ FROM_LOGITS = ("clean", "shots", "calibration")
 
 def check(cfg: dict) -> None:
     """The checks that need neither the data nor the device (``hem sweep`` makes them for every run)."""
+    from hemcli.engine.zero_loss import check_skip_zero_loss
     from hemcli.evaluation.suite import evaluation_names
     from hemcli.losses import check_loss
     from hemcli.models import ARCHS
 
     loss, info = cfg["loss"], dataset_info(cfg["dataset"]["name"])
     check_loss(loss["name"], num_classes=info.num_classes, **loss["params"])
+    check_skip_zero_loss(cfg)
     reason = ARCHS[cfg["model"]["arch"]].misfit(info.input_shape)
     if reason:
         raise HemError(f"{reason}; dataset {info.name} has {info.input_shape[-2]}x{info.input_shape[-1]} "

@@ -72,9 +72,11 @@ def schema() -> dict[str, Field]:
 def check(cfg: dict) -> None:
     """Every check that needs neither the data nor smp's weights."""
     from hemcli.data.segmentation import segmentation_info
+    from hemcli.engine.zero_loss import check_skip_zero_loss
     from hemcli.losses import check_loss
     from hemcli.models.segmentation import STRIDE, check_model
 
+    check_skip_zero_loss(cfg, per_pixel=True)
     info = segmentation_info(cfg["dataset"]["name"])
     check_model(cfg["model"]["arch"], cfg["model"]["encoder"], cfg["model"]["encoder_weights"])
     check_loss(cfg["loss"]["name"], num_classes=info.num_classes, **cfg["loss"]["params"])
