@@ -154,3 +154,18 @@ def test_skipping_where_it_cannot_apply_is_refused_before_any_work(tmp_path, mon
     monkeypatch.chdir(tmp_path)
     code, out, err = hem(capsys, *argv, "--epochs", "1")
     assert (code, out, err) == (2, "", f"hem: error: {message}\n") and not any(tmp_path.iterdir())
+
+
+def test_the_share_leaves_ignored_positions_out():
+    """Per pixel (segmentation): of 2x2x3 positions 3 are ignored; of the 9 others, those with zero loss
+    are counted by hand from Eq. 1 (shared margin 1)."""
+    loss_fn = build_loss("hem-", num_classes=3, class_counts=[1000, 500, 500], ignore_index=-100)
+    assert loss_fn.shared_margin == 1.0  # sqrt(M / sum(counts)) with M = 2000
+    logits = torch.zeros(2, 3, 2, 3)
+    logits[:, 0] = 5.0  # class 0 leads every other by 5 > margin: a target 0 has zero loss
+    targets = torch.tensor([[[0, 0, 1], [-100, 2, 0]], [[-100, 0, 0], [1, -100, 2]]])
+    zero = ZeroLoss(loss_fn, "positive", skip=False, ignore_index=-100)
+    zero.count(logits, targets)
+    valid = targets != -100
+    assert int(valid.sum()) == 9
+    assert zero.share() == pytest.approx(int(((targets == 0) & valid).sum()) / 9)  # 5 of 9

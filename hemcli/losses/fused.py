@@ -7,8 +7,8 @@ Written without in-place ops, data-dependent branches or a custom autograd Funct
 equations compile (inductor) into a few fused kernels, and autograd derives the backward.
 
 The gradient is the hand-written one's: the threshold and the kept mask are detached (the paper's
-detached mean), and a sample whose loss is 0 is multiplied out, so it passes no gradient at all --
-also where an error sits exactly on the clamp's kink, which autograd would otherwise let through.
+detached mean), and a sample whose loss is 0 passes no gradient at all: each of its errors is 0 after
+the clamp, whose gradient is 0 at and below the kink (tested with an error exactly on it).
 
 ``high_error_margin_fused`` is selected by ``functional.high_error_margin`` for CUDA logits
 (``hem_path``); where compilation is unavailable it warns once and the hand-written Function runs.
@@ -43,7 +43,6 @@ def hem_eager(logits: torch.Tensor, targets: torch.Tensor, margins, margin_index
         count = kept.sum(1).clamp(min=1)
     sample = (errors * kept).sum(1) / count
     positive = (sample != 0).detach()  # NaN counts as positive: NaN logits give a NaN loss
-    sample = sample * positive
     if reduction == "none":
         return sample
     if reduction == "sum":
