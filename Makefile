@@ -27,7 +27,8 @@ demo: install
 # The docs build takes seconds (about 6 s of CPU here), so `make test` checks it too: a broken link
 # or anchor, a page left out of the nav or an unreadable docstring fails it.
 test: install
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m pytest -q -ra -n auto --dist loadfile -m "not serial"
+	$(BIN)/python -m pytest -q -ra -m serial
 	$(BIN)/mkdocs build --strict
 
 # The site from docs/ and mkdocs.yml into site/; --strict: every warning fails the build.

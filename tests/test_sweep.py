@@ -164,8 +164,10 @@ def test_killed_with_sigkill_and_run_again_ends_with_the_same_files(reference, t
     assert_same_sweep(out, reference[0], part=True)
 
 
-@pytest.mark.parametrize("backend", [["--backend", "ray"], ["--backend", "slurm", "--slurm-cluster", "local"]],
-                         ids=["ray", "slurm-local"])
+# Ray's local instance, started inside a pytest-xdist worker, waited minutes for its workers (23 s
+# alone, 314 s in a worker, 29 s of CPU): make test runs it after the parallel part ("serial").
+@pytest.mark.parametrize("backend", [pytest.param(["--backend", "ray"], id="ray", marks=pytest.mark.serial),
+                                     pytest.param(["--backend", "slurm", "--slurm-cluster", "local"], id="slurm-local")])
 def test_other_backends_write_the_same_files(reference, tmp_path, backend):
     out = tmp_path / "out"
     done = hem("sweep", *SEED_0, *backend, "--out", str(out))
