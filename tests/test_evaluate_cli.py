@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from evaluation_fixtures import cache_dir, fewer_square_queries  # noqa: F401 (fixtures)
 from hemcli.cli import main
 
 ALL = "clean,corrupt,ood,attack,calibration"
@@ -39,28 +40,6 @@ def train(out: Path, *extra: str) -> Path:
     code, stdout, stderr = hem("classify", "--arch", "mlp", "--epochs", "3", "--quiet", "--out", str(out), *extra)
     assert code == 0, stderr
     return Path(stdout.strip())
-
-
-@pytest.fixture(autouse=True)
-def fewer_square_queries(monkeypatch):
-    """Square's 5000 queries over the images the gradient attacks left cost about a minute per batch
-    on this CPU; 100 keep the stage in the pipeline (tests/test_attack.py checks the real settings)."""
-    import hemcli.evaluation.attack
-
-    monkeypatch.setattr(hemcli.evaluation.attack, "SQUARE_QUERIES", 100)
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    """Generated corruptions go to a cache of this module's own, never to the user's ~/.cache."""
-    folder = tmp_path_factory.mktemp("hem-cache")
-    old = os.environ.get("HEM_CACHE")
-    os.environ["HEM_CACHE"] = str(folder)
-    yield folder
-    if old is None:
-        os.environ.pop("HEM_CACHE", None)
-    else:
-        os.environ["HEM_CACHE"] = old
 
 
 @pytest.fixture(scope="module")

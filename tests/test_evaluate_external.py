@@ -9,12 +9,12 @@ import contextlib
 import hashlib
 import io
 import json
-import os
 from pathlib import Path
 
 import pytest
 import torch
 
+from evaluation_fixtures import cache_dir, fewer_square_queries  # noqa: F401 (fixtures)
 from hemcli.cli import main
 from hemcli.data import load_dataset
 from hemcli.errors import HemError
@@ -36,27 +36,6 @@ def hem(*argv: str) -> tuple[int, str, str]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(list(argv))
     return code, out.getvalue(), err.getvalue()
-
-
-@pytest.fixture(autouse=True)
-def fewer_square_queries(monkeypatch):
-    """As in tests/test_evaluate_cli.py: 100 Square queries keep the stage in the pipeline, fast."""
-    import hemcli.evaluation.attack
-
-    monkeypatch.setattr(hemcli.evaluation.attack, "SQUARE_QUERIES", 100)
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    """Generated corruptions go to a cache of this module's own, never to the user's ~/.cache."""
-    folder = tmp_path_factory.mktemp("hem-cache")
-    old = os.environ.get("HEM_CACHE")
-    os.environ["HEM_CACHE"] = str(folder)
-    yield folder
-    if old is None:
-        os.environ.pop("HEM_CACHE", None)
-    else:
-        os.environ["HEM_CACHE"] = old
 
 
 def train_plainly(model: torch.nn.Module, epochs: int = 3) -> torch.nn.Module:
